@@ -1,0 +1,107 @@
+"""Plain NumPy, per-sample DGN loops: the reference that ``dgnlib.dgn`` is tested and timed against.
+
+Two implementations of the same online computation (float64, in place, one sample at a time):
+
+* ``implementation="literal"``: the colab's own arithmetic. Its gate-times-weights product is
+  ``np.dot(g, w)`` with ``g`` of shape (N, B) and ``w`` of shape (N, B, I), which builds an
+  (N, N, I) array per layer and sample and is then summed over the second neuron axis.
+* ``implementation="vectorised"``: the same numbers, with the branch weights summed over
+  neurons first (``g @ w.sum(0)``), or the per-neuron product for ``weight_form="per_neuron"``.
+
+Only used by tests and benchmarks; it is deliberately written as a loop.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["numpy_hyperplanes", "run_numpy"]
+
+EPS = 0.01
+
+
+def numpy_hyperplanes(n_features, n_neurons, n_branches, seed=12345):
+    """The colab's gating hyperplanes: legacy global RNG, one normal draw per layer in order,
+    each neuron's hyperplanes divided by the Frobenius norm of their first ``d`` entries.
+    Returns a list of arrays of shape ``(N_k, B, d + 1)``."""
+    np.random.seed(seed)
+    planes = []
+    for n in n_neurons:
+        h = np.random.normal(0, 1, size=(n, n_branches, n_features + 1))
+        planes.append(h / np.linalg.norm(h[:, :, :-1], axis=(1, 2))[:, None, None])
+    return planes
+
+
+def _sigmoid(x):
+    return np.exp(-np.logaddexp(0, -x))
+
+
+def _logit(p):
+    return np.log(p / (1 - p))
+
+
+def _effective(g, w, implementation, weight_form):
+    if weight_form == "per_neuron":
+        return np.einsum("nb,nbi->ni", g, w)
+    if implementation == "literal":
+        return np.dot(g, w).sum(axis=1)  # (N, N, I) intermediate, as in the colab
+    return g @ w.sum(axis=0)
+
+
+def _step(weights, planes, x, y, lr, classification, update, implementation, weight_form):
+    """One sample through all layers; updates ``weights`` in place. Returns the prediction."""
+    side = np.concatenate([[1.0], x])
+    if classification:
+        r_in = np.clip(_sigmoid(x), EPS, 1 - EPS)
+    else:
+        r_in = x
+    for w, h in zip(weights, planes):
+        g = (h @ side > 0).astype(np.float64)  # (N, B)
+        eff = _effective(g, w, implementation, weight_form)  # (N, I)
+        if classification:
+            r_in = np.concatenate([[_sigmoid(1.0)], r_in])
+            h_in = _logit(r_in)
+            r_unclipped = _sigmoid(eff @ h_in)
+            r_out = np.clip(r_unclipped, EPS, 1 - EPS)
+            if update:
+                learn = np.abs(y - r_unclipped) > EPS
+                grad = np.outer((r_out - y) * learn, h_in)
+                w -= lr * g[:, :, None] * grad[:, None, :]
+        else:
+            r_in = np.concatenate([[1.0], r_in])
+            r_out = eff @ r_in
+            if update:
+                grad = np.outer(r_out - y, r_in)
+                w -= lr * g[:, :, None] * grad[:, None, :]
+        r_in = r_out
+    return float(r_in[0])
+
+
+def _loss(y, pred, classification):
+    if classification:
+        return -(y * np.log(pred) + (1 - y) * np.log(1 - pred))
+    return (y - pred) ** 2 / 2
+
+
+def run_numpy(data, n_neurons=(100, 10, 1), n_branches=20, lr=1e-4, epochs=3,
+              classification=True, seed=12345, implementation="vectorised",
+              weight_form="colab", planes=None):
+    """The colab's whole protocol. Returns a list of per-epoch dicts (epoch 0: no update),
+    with keys ``train_loss``, ``test_loss`` and, for classification, ``*_accuracy``."""
+    if planes is None:
+        planes = numpy_hyperplanes(data.x_train.shape[1], n_neurons, n_branches, seed)
+    n_inputs = [data.x_train.shape[1] + 1] + [n + 1 for n in n_neurons[:-1]]
+    weights = [np.zeros((n, n_branches, i)) for n, i in zip(n_neurons, n_inputs)]
+    history = []
+    for epoch in range(epochs + 1):
+        record = {"epoch": epoch}
+        for split, xs, ys in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+            update = split == "train" and epoch > 0
+            preds = np.array([
+                _step(weights, planes, x, y, lr, classification, update, implementation, weight_form)
+                for x, y in zip(xs, ys)
+            ])
+            record[f"{split}_loss"] = float(np.mean(_loss(ys, preds, classification)))
+            if classification:
+                record[f"{split}_accuracy"] = float(np.mean(np.round(preds) == ys))
+        history.append(record)
+    return history

@@ -1,0 +1,47 @@
+"""Per-sample losses of the dis-inhibitory networks, with their error signals.
+
+Shapes: ``y`` and ``yhat`` are ``(..., K)``; losses reduce the last axis.
+The error signal ``e`` is what the controller is driven by (minus the gradient of the
+loss with respect to ``yhat``).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["mse", "mse_error", "softmax_cross_entropy", "cross_entropy_error", "soft_targets"]
+
+
+def mse(y, yhat):
+    """``0.5 * sum_k (y - yhat)^2``."""
+    return 0.5 * jnp.sum((y - yhat) ** 2, axis=-1)
+
+
+def mse_error(y, yhat):
+    """``e = y - yhat``."""
+    return y - yhat
+
+
+def softmax_cross_entropy(y, logits):
+    """``-sum_k y_k log softmax(logits)_k``."""
+    return -jnp.sum(y * jax.nn.log_softmax(logits, axis=-1), axis=-1)
+
+
+def cross_entropy_error(y, logits):
+    """``e = y - softmax(logits)``."""
+    return y - jax.nn.softmax(logits, axis=-1)
+
+
+def soft_targets(labels, num_classes: int, value: float = 0.99):
+    """One-hot targets with the true class at ``value`` and the rest at ``(1-value)/(K-1)``.
+
+    ``labels``: integer array ``(...,)``; returns float32 ``(..., num_classes)``.
+    ``value = 1`` gives hard one-hot targets.
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"value must lie in (0, 1], got {value}")
+    off = (1.0 - value) / (num_classes - 1)
+    one_hot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+    return one_hot * (value - off) + off
