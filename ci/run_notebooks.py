@@ -49,7 +49,7 @@ def printed_stdout(nb) -> str:
     return "".join(chunks)
 
 
-def execute(entry: dict, out_dir: Path = OUT_DIR):
+def execute(entry: dict, out_dir: Path):
     """Run one notebook with papermill; returns (executed notebook, seconds)."""
     import papermill as pm
 
@@ -65,10 +65,10 @@ def execute(entry: dict, out_dir: Path = OUT_DIR):
     return nb, time.perf_counter() - start
 
 
-def check(entry: dict, regenerate: bool = False) -> bool:
+def check(entry: dict, regenerate: bool = False, out_dir: Path = OUT_DIR) -> bool:
     name = entry["name"]
     print(f"=== {name}: {entry['notebook']} parameters={entry.get('parameters', {})}", flush=True)
-    nb, seconds = execute(entry)
+    nb, seconds = execute(entry, out_dir)
     lines = select_lines(printed_stdout(nb), entry.get("lines"))
     for line in lines:
         print(line)
@@ -99,8 +99,10 @@ def main(argv=None) -> int:
     parser.add_argument("--regenerate", action="store_true",
                         help="rewrite the expected-output files of the named entries from this run")
     parser.add_argument("--list", action="store_true", help="list the entries and exit")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="entries file (default ci/notebooks.json)")
+    parser.add_argument("--out-dir", type=Path, default=OUT_DIR, help="where executed notebooks go (default ci/out)")
     args = parser.parse_args(argv)
-    entries = load_entries()
+    entries = load_entries(args.config)
     if args.list:
         for e in entries:
             print(f"{e['name']}: {e['notebook']} -> {e['expected']}")
@@ -112,7 +114,7 @@ def main(argv=None) -> int:
     if args.regenerate and not args.names:
         parser.error("--regenerate needs the names of the entries to rewrite")
     selected = [e for e in entries if not args.names or e["name"] in args.names]
-    failed = [e["name"] for e in selected if not check(e, args.regenerate)]
+    failed = [e["name"] for e in selected if not check(e, args.regenerate, args.out_dir)]
     print(f"{len(selected) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
 

@@ -98,9 +98,9 @@ def validate_architecture(n_features, n_neurons: Sequence[int], n_branches) -> t
     return tuple(int(n) for n in n_neurons)
 
 
-def _zero_weights(n_features, n_neurons, n_branches, dtype):
+def _zero_weights(n_features, n_neurons, n_branches, dtype, xp=jnp):
     n_inputs = [n_features + 1] + [n + 1 for n in n_neurons[:-1]]
-    return tuple(jnp.zeros((n, n_branches, i), dtype) for n, i in zip(n_neurons, n_inputs))
+    return tuple(xp.zeros((n, n_branches, i), dtype) for n, i in zip(n_neurons, n_inputs))
 
 
 def _normalise(h):
@@ -110,17 +110,21 @@ def _normalise(h):
 
 
 def init_colab(n_features: int, n_neurons=(100, 10, 1), n_branches: int = 20,
-               seed: int = 12345, dtype=jnp.float32) -> DGNParams:
-    """Zero weights and the colab's hyperplanes: NumPy's legacy global RNG seeded with ``seed``,
-    one ``normal(0, 1, (N_k, B, d + 1))`` draw per layer in order (draws are bit-identical to the
-    colab's; a private ``RandomState`` is used, so NumPy's global RNG is left alone)."""
+               seed: int = 12345) -> DGNParams:
+    """Zero weights and the colab's hyperplanes: NumPy's legacy RNG seeded with ``seed``, one
+    ``normal(0, 1, (N_k, B, d + 1))`` draw per layer in order (bit-identical to the colab's draws;
+    a private ``RandomState`` is used, so NumPy's global RNG is left alone).
+
+    The leaves are NumPy float64 arrays, so that a float64 run sees the colab's exact hyperplanes;
+    the training functions cast them to the run's precision."""
     n_neurons = validate_architecture(n_features, n_neurons, n_branches)
     rng = np.random.RandomState(seed)  # same stream as np.random.seed(seed) + np.random.normal
-    planes = tuple(
-        jnp.asarray(_normalise(rng.normal(0, 1, size=(n, n_branches, n_features + 1))), dtype)
-        for n in n_neurons
-    )
-    return DGNParams(_zero_weights(n_features, n_neurons, n_branches, dtype), planes)
+    planes = []
+    for n in n_neurons:
+        h = rng.normal(0, 1, size=(n, n_branches, n_features + 1))
+        planes.append(h / np.linalg.norm(h[:, :, :-1], axis=(1, 2))[:, None, None])
+    weights = _zero_weights(n_features, n_neurons, n_branches, np.float64, xp=np)
+    return DGNParams(weights, tuple(planes))
 
 
 def init(key, n_features: int, n_neurons=(100, 10, 1), n_branches: int = 20,

@@ -1,0 +1,117 @@
+"""Every bad input the DGN API can get raises a clear error naming the argument."""
+import jax
+import numpy as np
+import pytest
+
+from dgnlib import dgn, dgn_train
+from dgnlib.dgn_data import TabularData, load_problem
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 3))
+    y = (rng.random(12) > 0.5).astype(float)
+    return TabularData(x[:8], y[:8], x[8:], y[8:])
+
+
+@pytest.fixture(scope="module")
+def params():
+    return dgn.init_colab(3, (4, 1), 2)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(n_neurons=(4, 2)), "single output neuron"),
+    (dict(n_neurons=(4, 0, 1)), r"n_neurons\[1\] must be a positive integer"),
+    (dict(n_neurons=(-3, 1)), r"n_neurons\[0\] must be a positive integer"),
+    (dict(n_neurons=()), "n_neurons must list at least one layer"),
+    (dict(n_branches=0), "n_branches must be a positive integer"),
+    (dict(n_branches=2.5), "n_branches must be a positive integer"),
+    (dict(n_features=0), "n_features must be a positive integer"),
+])
+@pytest.mark.parametrize("initialiser", ["colab", "key"])
+def test_impossible_architectures(kwargs, match, initialiser):
+    args = dict(n_features=3, n_neurons=(4, 1), n_branches=2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        if initialiser == "colab":
+            dgn.init_colab(**args)
+        else:
+            dgn.init(jax.random.key(0), **args)
+
+
+@pytest.mark.parametrize("cfg,match", [
+    (dgn.DGNConfig(loss="hinge"), "loss must be one of"),
+    (dgn.DGNConfig(weight_form="dense"), "weight_form must be one of"),
+    (dgn.DGNConfig(saturation_rule="sometimes"), "saturation_rule must be one of"),
+    (dgn.DGNConfig(eps=0.7), "eps must be a number in"),
+])
+def test_unknown_options(data, params, cfg, match):
+    with pytest.raises(ValueError, match=match):
+        dgn_train.run(params, data, 1e-3, 1, cfg)
+
+
+def test_unknown_precision(data, params):
+    with pytest.raises(ValueError, match="precision must be one of"):
+        dgn_train.run(params, data, 1e-3, 1, dtype="float16")
+
+
+def test_mismatched_feature_dimension(data):
+    wrong = dgn.init_colab(4, (4, 1), 2)
+    with pytest.raises(ValueError, match="x_train has 3 features but the network was built for n_features=4"):
+        dgn_train.run(wrong, data, 1e-3, 1)
+
+
+def test_wrong_shapes(data, params):
+    with pytest.raises(ValueError, match=r"x_train must have shape \(n_samples, n_features\)"):
+        dgn_train.run(params, data._replace(x_train=data.x_train[0]), 1e-3, 1)
+    with pytest.raises(ValueError, match=r"y_test must have shape \(4,\)"):
+        dgn_train.run(params, data._replace(y_test=data.y_test[:3]), 1e-3, 1)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_inputs(data, params, bad):
+    x = data.x_train.copy()
+    x[2, 1] = bad
+    with pytest.raises(ValueError, match="x_train contains NaN or infinite values"):
+        dgn_train.run(params, data._replace(x_train=x), 1e-3, 1)
+    y = data.y_test.copy()
+    y[0] = bad
+    with pytest.raises(ValueError, match="y_test contains NaN or infinite values"):
+        dgn_train.run(params, data._replace(y_test=y), 1e-3, 1, dgn.DGNConfig(loss="square"))
+
+
+def test_non_binary_targets_for_bernoulli(data, params):
+    y = data.y_train.copy()
+    y[0] = 0.5
+    with pytest.raises(ValueError, match="y_train must hold binary targets 0/1 for the Bernoulli DGN"):
+        dgn_train.run(params, data._replace(y_train=y), 1e-3, 1)
+    # the same targets are fine for regression
+    dgn_train.run(params, data._replace(y_train=y), 1e-3, 1, dgn.DGNConfig(loss="square"))
+
+
+@pytest.mark.parametrize("lr", [0.0, -1e-3, np.nan])
+def test_bad_learning_rate(data, params, lr):
+    with pytest.raises(ValueError, match="lr must be positive and finite"):
+        dgn_train.run(params, data, lr, 1)
+
+
+@pytest.mark.parametrize("epochs", [-1, 1.5, True])
+def test_bad_epochs(data, params, epochs):
+    with pytest.raises(ValueError, match="epochs must be a non-negative integer"):
+        dgn_train.run(params, data, 1e-3, epochs)
+
+
+def test_run_many_needs_a_networks_axis(data, params):
+    with pytest.raises(ValueError, match="params must carry a leading networks axis"):
+        dgn_train.run_many(params, data, 1e-3, 1)
+    many = dgn.stack_params([params, params])
+    with pytest.raises(ValueError, match=r"lr must be a scalar or have shape \(2,\)"):
+        dgn_train.run_many(many, data, np.array([1e-3, 1e-3, 1e-3]), 1)
+    with pytest.raises(ValueError, match=r"chunk_size must be an integer in \[1, 2\]"):
+        dgn_train.run_many(many, data, 1e-3, 1, chunk_size=3)
+
+
+def test_unknown_problem():
+    with pytest.raises(ValueError, match="problem must be one of"):
+        load_problem("mnist")
