@@ -27,7 +27,7 @@ Options (fields of :class:`DGNConfig`, all static):
 """
 from __future__ import annotations
 
-import math
+from functools import partial
 from typing import NamedTuple, Sequence
 
 import jax
@@ -144,6 +144,11 @@ def init_many(keys, n_features: int, n_neurons=(100, 10, 1), n_branches: int = 2
     """:func:`init` for each key of ``keys`` (shape ``(S, 2)`` or ``(S,)`` typed keys),
     stacked along a leading axis of size ``S``."""
     n_neurons = validate_architecture(n_features, n_neurons, n_branches)
+    return _init_many(keys, n_features, n_neurons, n_branches, jnp.dtype(dtype))
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _init_many(keys, n_features, n_neurons, n_branches, dtype):
     return jax.vmap(lambda k: init(k, n_features, n_neurons, n_branches, dtype))(keys)
 
 
