@@ -1,0 +1,184 @@
+"""One training step and evaluation of the dis-inhibitory E/I network (and the BP baseline).
+
+``train_step`` is pure and jittable; ``rule``, ``solver``, ``average_jacobian``, ``cfg``,
+``optimizer`` and ``on_failure`` must be static, e.g.::
+
+    step = jax.jit(train_step, static_argnames=STATIC_ARGNAMES)
+    params, opt_state, rule_state, metrics = step(params, opt_state, rule_state, x, labels,
+        rule="exact", solver="algebraic", average_jacobian=False, cfg=cfg, optimizer=opt)
+
+so it can be used inside ``lax.scan`` (over batches) and ``vmap`` (over seeds).
+
+Step of the E/I rules (spec section 2): open-loop solve from zero; feedback weights
+``Q`` from the OL state; targets from the labels; closed-loop solve from the OL state;
+local updates from the CL state, averaged over the batch, passed to the optimizer as
+gradients. Reported ``loss``/``accuracy`` are closed-loop for the E/I rules (as in the
+paper), ``ol_loss``/``ol_accuracy`` are open-loop (free by-products).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from .ei_network import EIConfig, EIParams, check_inputs, check_params, feedback_weights
+from .learning_rules import (
+    RuleState,
+    bp_gradients,
+    exact_inverse_gradients,
+    init_rule_state,
+    linear_threshold_gradients,
+    mlp_forward,
+)
+from .losses import soft_targets, softmax_cross_entropy
+from .steady_state import SOLVERS, SolveStats, solve_closed_loop, solve_open_loop
+
+__all__ = [
+    "RULES",
+    "MODELS",
+    "STATIC_ARGNAMES",
+    "TrainMetrics",
+    "EvalMetrics",
+    "init_train_state",
+    "make_targets",
+    "train_step",
+    "evaluate",
+]
+
+RULES = ("bp", "exact", "linear_threshold")
+MODELS = ("ei", "mlp")
+STATIC_ARGNAMES = ("rule", "solver", "average_jacobian", "cfg", "optimizer", "on_failure")
+
+
+class TrainMetrics(NamedTuple):
+    """Scalars of one step. ``loss``/``accuracy``: CL (E/I rules) or MLP (bp)."""
+
+    loss: jax.Array
+    accuracy: jax.Array
+    ol_loss: jax.Array
+    ol_accuracy: jax.Array
+    ol_stats: SolveStats
+    cl_stats: SolveStats
+
+
+class EvalMetrics(NamedTuple):
+    """``logits`` ``(B, K)``, mean ``accuracy`` and mean cross-entropy ``loss``."""
+
+    logits: jax.Array
+    accuracy: jax.Array
+    loss: jax.Array
+
+
+def _check_choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def init_train_state(params: EIParams, optimizer: optax.GradientTransformation):
+    """``(opt_state, rule_state)`` for :func:`train_step`."""
+    check_params(params)
+    return optimizer.init(params), init_rule_state(params)
+
+
+def make_targets(y, K: int, cfg: EIConfig = EIConfig()):
+    """``(targets (B, K), labels (B,))`` from integer labels ``(B,)`` or targets ``(B, K)``.
+
+    Integer labels become (soft) one-hot targets with ``cfg.target_value`` on the true
+    class (1.0 = hard labels, the paper's effective setting).
+    """
+    y = jnp.asarray(y)
+    if y.ndim == 1:
+        if not jnp.issubdtype(y.dtype, jnp.integer):
+            raise ValueError(f"1-D y must hold integer labels, got dtype {y.dtype}")
+        return soft_targets(y, K, cfg.target_value), y
+    if y.ndim == 2 and y.shape[1] == K:
+        return y.astype(jnp.float32), jnp.argmax(y, axis=-1)
+    raise ValueError(f"y must be integer labels (B,) or targets (B, {K}), got shape {y.shape}")
+
+
+def _batch_metrics(logits, targets, labels):
+    loss = jnp.mean(softmax_cross_entropy(targets, logits))
+    acc = jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32))
+    return loss, acc
+
+
+def _dummy_stats():
+    z = jnp.asarray(0, jnp.int32)
+    return SolveStats(z, z, jnp.asarray(0.0, jnp.float32), jnp.asarray(True))
+
+
+def train_step(params: EIParams, opt_state, rule_state: RuleState, x_batch, y_batch, *,
+               rule: str, solver: str = "algebraic", average_jacobian: bool = False,
+               cfg: EIConfig = EIConfig(), optimizer: optax.GradientTransformation,
+               on_failure: str = "raise", lt_min_rate: float = 1e-3, lt_momentum: float = 0.0):
+    """One optimisation step.
+
+    ``x_batch``: ``(B, n_in)``; ``y_batch``: integer labels ``(B,)`` or targets ``(B, K)``.
+    ``rule``: "bp" | "exact" | "linear_threshold"; ``solver``: "algebraic" | "ode"
+    (ignored by "bp"); ``average_jacobian``: batch-average ``Q``; ``on_failure``: "raise" |
+    "flag" (see :mod:`dgnlib.steady_state`); ``lt_min_rate``/``lt_momentum``: guard and
+    running-average factor of the linear-threshold fit.
+    Returns ``(params, opt_state, rule_state, TrainMetrics)``.
+    """
+    _check_choice("rule", rule, RULES)
+    _check_choice("solver", solver, SOLVERS)
+    if not isinstance(average_jacobian, bool):
+        raise ValueError(f"average_jacobian must be a bool, got {average_jacobian!r}")
+    if not isinstance(cfg, EIConfig):
+        raise ValueError(f"cfg must be an EIConfig, got {type(cfg).__name__}")
+    check_inputs(params, x_batch)
+    K = params.W_out.shape[1]
+    targets, labels = make_targets(y_batch, K, cfg)
+    if targets.shape[0] != x_batch.shape[0]:
+        raise ValueError(
+            f"y_batch has {targets.shape[0]} samples but x_batch has {x_batch.shape[0]}"
+        )
+
+    if rule == "bp":
+        loss, grads, logits = bp_gradients(params, x_batch, targets, cfg)
+        acc = jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32))
+        metrics = TrainMetrics(loss, acc, loss, acc, _dummy_stats(), _dummy_stats())
+        new_rule_state = rule_state
+    else:
+        ol, ol_stats = solve_open_loop(params, x_batch, cfg, solver, on_failure=on_failure)
+        Q = feedback_weights(params, ol, cfg, average=average_jacobian)
+        cl, cl_stats = solve_closed_loop(params, x_batch, targets, Q, ol, cfg, solver,
+                                         on_failure=on_failure)
+        if rule == "exact":
+            grads = exact_inverse_gradients(params, x_batch, cl, cfg)
+            new_rule_state = rule_state
+        else:
+            grads, new_rule_state = linear_threshold_gradients(
+                params, x_batch, cl, ol, rule_state, cfg, min_rate=lt_min_rate, momentum=lt_momentum
+            )
+        loss, acc = _batch_metrics(cl.u_out, targets, labels)
+        ol_loss, ol_acc = _batch_metrics(ol.u_out, targets, labels)
+        metrics = TrainMetrics(loss, acc, ol_loss, ol_acc, ol_stats, cl_stats)
+
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    return params, opt_state, new_rule_state, metrics
+
+
+def evaluate(params: EIParams, x, labels, *, model: str = "ei", cfg: EIConfig = EIConfig(),
+             solver: str = "algebraic", on_failure: str = "raise") -> EvalMetrics:
+    """Open-loop evaluation: logits, accuracy and cross-entropy (vs ``cfg`` targets).
+
+    ``model="ei"``: logits are the OL ``u_out`` of the E/I network; ``model="mlp"``: the
+    BP baseline's MLP. ``labels``: integer ``(B,)`` (or targets ``(B, K)``).
+    """
+    _check_choice("model", model, MODELS)
+    _check_choice("solver", solver, SOLVERS)
+    check_inputs(params, x)
+    K = params.W_out.shape[1]
+    targets, lab = make_targets(labels, K, cfg)
+    if targets.shape[0] != x.shape[0]:
+        raise ValueError(f"labels has {targets.shape[0]} samples but x has {x.shape[0]}")
+    if model == "ei":
+        logits = solve_open_loop(params, x, cfg, solver, on_failure=on_failure)[0].u_out
+    else:
+        logits = mlp_forward(params, x, cfg)
+    loss, acc = _batch_metrics(logits, targets, lab)
+    return EvalMetrics(logits, acc, loss)

@@ -1,0 +1,158 @@
+"""Local learning rules of the dis-inhibitory E/I network, and the BP baseline.
+
+All rules return batch-averaged *gradients* in the :class:`~dgnlib.ei_network.EIParams`
+structure, with the sign convention of autodiff gradients: an optimizer that
+*subtracts* them (``optax.adam``, ``optax.sgd``) lowers the loss. Quantities are taken
+at the closed-loop (CL) steady state.
+
+* Exact inverse: hidden error ``delta_l = (u_I - phi_E(u_E)) * phi_E'(u_E)`` (B, n_l);
+  ``grad W_l = mean_b h^{l-1} (x) delta_l``, ``grad b_l = mean_b delta_l``. At the CL fixed
+  point ``u_I = phi_E(u_E) - Q_l^T c``, so ``-delta_l = (Q_l^T c) phi_E'(u_E)``: the applied
+  weight change (minus the gradient) is potentiation under dis-inhibition.
+* Linear threshold: ``u_I`` replaced by ``theta_l + delta_l * phi_I(u_I)``, the Taylor model
+  of ``phi_I^-1`` around each neuron's mean open-loop inhibitory rate over the minibatch.
+  Guard: the rate used for the fit is clamped to at least ``min_rate`` (default 1e-3),
+  so the slope ``1/phi_I'(phi_I^-1(rate))`` (~1/rate for softplus) stays finite when a
+  unit's inhibitory rate goes to 0.
+* Readout: ``delta_out = h^L @ W_out - u_out`` (B, K) (= ``-c`` at the fixed point);
+  ``grad W_out = mean_b h^L (x) delta_out``.
+* BP baseline: softplus MLP with the same parameters (``h^l = softplus(h^{l-1} W_l + b_l)``,
+  logits ``h^L W_out``), softmax cross-entropy, autodiff gradients.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Tuple
+
+import jax
+import jax.numpy as jnp
+
+from .activations import linearised_inverse
+from .ei_network import EIConfig, EIParams, EIState, Layer
+from .losses import softmax_cross_entropy
+
+__all__ = [
+    "RuleState",
+    "init_rule_state",
+    "exact_inverse_errors",
+    "linear_threshold_fit",
+    "linear_threshold_errors",
+    "readout_error",
+    "local_gradients",
+    "exact_inverse_gradients",
+    "linear_threshold_gradients",
+    "mlp_forward",
+    "mlp_loss",
+    "bp_gradients",
+]
+
+
+class RuleState(NamedTuple):
+    """State of the learning rules: per-layer running mean OL inhibitory rate ``(n_l,)``.
+
+    Only the linear-threshold rule uses it; the other rules carry it unchanged.
+    """
+
+    mean_inh_rate: Tuple[jax.Array, ...]
+
+
+def init_rule_state(params: EIParams, init_rate: float = 0.8) -> RuleState:
+    """Running mean inhibitory rates initialised to ``init_rate`` (0.8 as in the paper's code)."""
+    return RuleState(tuple(jnp.full((l.W.shape[1],), init_rate, jnp.float32) for l in params.layers))
+
+
+def exact_inverse_errors(state: EIState, cfg: EIConfig):
+    """Hidden errors ``(u_I - phi_E(u_E)) * phi_E'(u_E)``: tuple of ``(B, n_l)``."""
+    return tuple(
+        (u_I - cfg.phi_E(u_E)) * cfg.phi_E.slope(u_E) for u_E, u_I in zip(state.u_E, state.u_I)
+    )
+
+
+def linear_threshold_fit(ol_state: EIState, rule_state: RuleState, cfg: EIConfig, *,
+                         min_rate: float = 1e-3, momentum: float = 0.0):
+    """Taylor fit ``phi_I^-1(r) ~ theta + delta r`` per neuron.
+
+    The running rate is updated to ``momentum * old + (1 - momentum) * mean_b phi_I(u_I^OL)``
+    (``momentum = 0``: the current minibatch mean, as in the paper), then clamped to
+    ``>= min_rate`` for the fit. Returns ``(thetas, deltas, new_rule_state)`` with
+    ``thetas[l]``, ``deltas[l]`` of shape ``(n_l,)``.
+    """
+    if not min_rate > 0.0:
+        raise ValueError(f"min_rate must be > 0, got {min_rate}")
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+    new_rates, thetas, deltas = [], [], []
+    for u_I, old in zip(ol_state.u_I, rule_state.mean_inh_rate):
+        batch_mean = jnp.mean(cfg.phi_I(u_I), axis=0)
+        rate = momentum * old + (1.0 - momentum) * batch_mean
+        theta, delta = linearised_inverse(cfg.phi_I, jnp.maximum(rate, min_rate))
+        new_rates.append(rate)
+        thetas.append(theta)
+        deltas.append(delta)
+    return tuple(thetas), tuple(deltas), RuleState(tuple(new_rates))
+
+
+def linear_threshold_errors(state: EIState, thetas, deltas, cfg: EIConfig):
+    """Hidden errors ``(theta + delta phi_I(u_I) - phi_E(u_E)) * phi_E'(u_E)``: tuple of ``(B, n_l)``.
+
+    Minus this, times the presynaptic rate, is the BCM-like form
+    ``r_pre (r_E - (theta + delta r_I)) phi_E'(u_E)``.
+    """
+    return tuple(
+        (th + de * cfg.phi_I(u_I) - cfg.phi_E(u_E)) * cfg.phi_E.slope(u_E)
+        for u_E, u_I, th, de in zip(state.u_E, state.u_I, thetas, deltas)
+    )
+
+
+def readout_error(params: EIParams, state: EIState, cfg: EIConfig):
+    """``delta_out = h^L @ W_out - u_out``, shape ``(B, K)``."""
+    return cfg.phi_E(state.u_E[-1]) @ params.W_out - state.u_out
+
+
+def local_gradients(params: EIParams, x, state: EIState, hidden_errors, cfg: EIConfig) -> EIParams:
+    """Batch-averaged outer products ``h^{l-1} (x) delta_l`` (and readout) as an ``EIParams``."""
+    B = x.shape[0]
+    pre = (x,) + tuple(cfg.phi_E(u) for u in state.u_E)
+    layers = tuple(
+        Layer(pre[l].T @ d / B, jnp.mean(d, axis=0)) for l, d in enumerate(hidden_errors)
+    )
+    d_out = readout_error(params, state, cfg)
+    return EIParams(layers, pre[-1].T @ d_out / B)
+
+
+def exact_inverse_gradients(params: EIParams, x, cl_state: EIState, cfg: EIConfig) -> EIParams:
+    """Exact-inverse rule "gradients" from the CL state (``x`` is ``(B, n_in)``)."""
+    return local_gradients(params, x, cl_state, exact_inverse_errors(cl_state, cfg), cfg)
+
+
+def linear_threshold_gradients(params: EIParams, x, cl_state: EIState, ol_state: EIState,
+                               rule_state: RuleState, cfg: EIConfig, *, min_rate: float = 1e-3,
+                               momentum: float = 0.0):
+    """Linear-threshold rule "gradients"; returns ``(grads, new_rule_state)``."""
+    thetas, deltas, new_rs = linear_threshold_fit(ol_state, rule_state, cfg, min_rate=min_rate,
+                                                  momentum=momentum)
+    errs = linear_threshold_errors(cl_state, thetas, deltas, cfg)
+    return local_gradients(params, x, cl_state, errs, cfg), new_rs
+
+
+# ----------------------------------------------------------------------------- BP baseline
+def mlp_forward(params: EIParams, x, cfg: EIConfig = EIConfig()):
+    """Logits ``(B, K)`` of the plain MLP ``h^l = phi_E(h^{l-1} W_l + b_l)``, ``h^L W_out``."""
+    h = x
+    for layer in params.layers:
+        h = cfg.phi_E(h @ layer.W + layer.b)
+    return h @ params.W_out
+
+
+def mlp_loss(params: EIParams, x, targets, cfg: EIConfig = EIConfig()):
+    """Mean softmax cross-entropy of the MLP; ``targets`` ``(B, K)``."""
+    return jnp.mean(softmax_cross_entropy(targets, mlp_forward(params, x, cfg)))
+
+
+def bp_gradients(params: EIParams, x, targets, cfg: EIConfig = EIConfig()):
+    """``(loss, grads, logits)`` of the MLP baseline by autodiff."""
+    def f(p):
+        logits = mlp_forward(p, x, cfg)
+        return jnp.mean(softmax_cross_entropy(targets, logits)), logits
+
+    (loss, logits), grads = jax.value_and_grad(f, has_aux=True)(params)
+    return loss, grads, logits
