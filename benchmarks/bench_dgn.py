@@ -20,7 +20,6 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -31,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dgnlib import dgn, dgn_train
-from dgnlib.dgn_data import TabularData, load_problem
+from dgnlib.dgn_data import load_problem
 from dgnlib.dgn_numpy import _step, numpy_hyperplanes, run_numpy
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,17 +19,9 @@ from dgnlib.learning_rules import (
 from dgnlib.losses import softmax_cross_entropy
 from dgnlib.steady_state import solve_closed_loop, solve_open_loop
 
+from ei_helpers import S1, S3, make_problem as _problem
+
 CFG = EIConfig()
-S1 = (12, 16, 10)  # same shapes as tests/test_steady_state.py (compiled solvers are reused)
-S3 = (12, 16, 16, 16, 10)
-
-
-def _problem(sizes, seed, B=4):
-    kp, kx, ky = jax.random.split(jax.random.PRNGKey(seed), 3)
-    params = init_params(kp, sizes)
-    x = 2.0 * jax.random.uniform(kx, (B, sizes[0]))
-    y = jax.nn.one_hot(jax.random.randint(ky, (B,), 0, sizes[-1]), sizes[-1])
-    return params, x, y
 
 
 def _solve(params, x, y, solver, cfg=CFG):

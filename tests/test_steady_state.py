@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dgnlib.ei_network import EIConfig, feedback_weights, init_params, input_drive
+from dgnlib.ei_network import EIConfig, feedback_weights, input_drive
 from dgnlib.steady_state import (
     SteadyStateError,
     closed_loop_jacobian,
@@ -15,6 +15,8 @@ from dgnlib.steady_state import (
     unit_root,
 )
 
+from ei_helpers import S1, S3, make_problem as _problem
+
 CFG = EIConfig()
 # The ODE stops when rms(du/dt) < 1e-6 + 1e-3 rms(state); measured distances to the
 # algebraic fixed point are ~1e-4 (hidden units) and ~1e-3 (readout, controller).
@@ -22,16 +24,7 @@ TOL_HIDDEN = 5e-4
 TOL_OUT = 5e-3
 
 
-S1 = (12, 16, 10)  # shared shapes: compiled solvers are reused across tests
-S3 = (12, 16, 16, 16, 10)
 
-
-def _problem(sizes, seed, B=4):
-    kp, kx, ky = jax.random.split(jax.random.PRNGKey(seed), 3)
-    params = init_params(kp, sizes)
-    x = 2.0 * jax.random.uniform(kx, (B, sizes[0]))
-    y = jax.nn.one_hot(jax.random.randint(ky, (B,), 0, sizes[-1]), sizes[-1])
-    return params, x, y
 
 
 @pytest.fixture(scope="module", params=[S1, S3], ids=["1layer", "3layers"])
