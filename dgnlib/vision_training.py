@@ -48,6 +48,7 @@ import optax
 
 from .activations import linearised_inverse
 from .ei_network import EIConfig, EIParams, Layer, feedback_weights, init_params
+from .ei_training import RULES
 from .learning_rules import (
     RuleState,
     exact_inverse_errors,
@@ -89,7 +90,6 @@ __all__ = [
     "plot_curves",
 ]
 
-RULES = ("bp", "exact", "linear_threshold")
 DATASETS = ("mnist", "fashion_mnist")
 _ON_FAILURE = ("flag", "raise")
 _F32 = jnp.float32
