@@ -66,12 +66,13 @@ import os
 import re
 import socket
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+
+from .atomic import atomic_path
 
 __all__ = [
     "SweepSpec", "RunPlan", "RunOutcome", "SweepReport", "Record", "Cell", "Table", "AggregateReport",
@@ -104,22 +105,11 @@ def _json_default(obj):
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same directory, fsync, then
-    ``os.replace`` (readers see the old or the new file, never a partial one)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``text`` to ``path`` atomically (:func:`dgnlib.atomic.atomic_path`): readers see the old
+    or the new file, never a partial one."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def _write_json(path, data) -> Path:
@@ -914,18 +904,9 @@ def plot_curves(table: Table, path: str | os.PathLike) -> Optional[Path]:
         ax.set_ylabel(table.metric + (" (%)" if table.scale == 100 else ""))
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    return Path(path)
 
 
 @dataclass

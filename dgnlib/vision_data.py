@@ -37,7 +37,6 @@ import hashlib
 import os
 import pickle
 import sys
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -45,6 +44,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from dgnlib.atomic import atomic_path
 from dgnlib.runtime import default_cache_dir
 
 __all__ = [
@@ -371,23 +371,12 @@ def verify(data: VisionData, origin: str = "", *, damaged_hint: str = "") -> Vis
 # --------------------------------------------------------------------------- cache
 def _write_cache(path: Path, data: VisionData, source: str) -> None:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder + os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f, x_train=data.x_train, y_train=data.y_train.astype(np.uint8),
-                x_test=data.x_test, y_test=data.y_test.astype(np.uint8),
-                source=np.array(source), format=np.array(_CACHE_FORMAT),
-            )
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the cache is meant to be shared like any data file
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_path(path, suffix=".npz.tmp") as tmp, open(tmp, "wb") as f:
+        np.savez(
+            f, x_train=data.x_train, y_train=data.y_train.astype(np.uint8),
+            x_test=data.x_test, y_test=data.y_test.astype(np.uint8),
+            source=np.array(source), format=np.array(_CACHE_FORMAT),
+        )
 
 
 def _read_cache(path: Path, name: str) -> VisionData:
