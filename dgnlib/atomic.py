@@ -13,7 +13,8 @@ __all__ = ["atomic_path"]
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder to write to; on success it is flushed to disk,
-    made world-readable (0644) and moved onto ``path`` with ``os.replace``; on error it is removed.
+    made world-readable (0644) and moved onto ``path`` with ``os.replace`` (the folder is then
+    synced, so the rename survives a crash); on error it is removed.
 
         with atomic_path("out/table.csv") as tmp:
             tmp.write_text(text)
@@ -32,3 +33,14 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable (best effort: not every platform can open a folder)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -35,17 +35,21 @@ are closed loop for the E/I rules (as in the paper), validation/test open loop.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import operator
+import os
 import time
 import warnings
-from typing import Iterator, NamedTuple, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Callable, Iterator, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import checkpoint as _ckpt
 from .activations import linearised_inverse
 from .ei_network import EIConfig, EIParams, Layer, feedback_weights, init_params
 from .ei_training import RULES
@@ -83,6 +87,10 @@ __all__ = [
     "train_epoch",
     "evaluate",
     "fit",
+    "checkpoint_path",
+    "checkpoint_identity",
+    "save_checkpoint",
+    "load_checkpoint",
     "run_name",
     "format_epoch_line",
     "history_arrays",
@@ -627,24 +635,135 @@ def train_batch(state: RunState, x, y, mask, cfg: TrainConfig):
     return _batch_jit(state, x, y, mask, _program_cfg(_checked(cfg)))
 
 
+# ----------------------------------------------------------------------------- checkpoints
+CHECKPOINT_KIND = "dgnlib.vision_training.fit"
+
+
+def checkpoint_path(directory: str | os.PathLike, dataset: str, cfg: TrainConfig) -> Path:
+    """The checkpoint file of one run in ``directory``: ``<dataset>_<depth>x<width>_<rule>.ckpt``."""
+    return Path(directory) / (run_name(dataset, cfg).replace(" ", "_") + ".ckpt")
+
+
+def _jsonable(value):
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return {k: _jsonable(v) for k, v in zip(value._fields, value)}
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    return repr(value)
+
+
+def checkpoint_identity(cfg: TrainConfig, data: VisionArrays) -> dict:
+    """What a checkpoint must match to be resumed: every config field except ``epochs`` (a run
+    may be extended), and each data array's shape, dtype and SHA-256."""
+    cfg = _checked(cfg)
+    config = _jsonable(cfg)
+    del config["epochs"]
+    arrays = {}
+    for name, arr in zip(VisionArrays._fields, data):
+        host = np.ascontiguousarray(jax.device_get(arr))
+        arrays[name] = {"shape": list(host.shape), "dtype": host.dtype.str,
+                        "sha256": hashlib.sha256(host.tobytes()).hexdigest()}
+    return {"kind": CHECKPOINT_KIND, "config": config, "data": arrays}
+
+
+def _stack(history: Sequence[EpochMetrics]) -> EpochMetrics:
+    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *history)
+
+
+def _history_template(n_epochs: int, n_seeds: int) -> EpochMetrics:
+    z = lambda dt: np.zeros((n_epochs, n_seeds), dt)  # noqa: E731
+    split = lambda: SplitMetrics(z(np.float32), z(np.float32))  # noqa: E731
+    solver = SolverSummary(z(np.int32), z(np.int32), z(np.int32), z(np.float32), z(np.bool_))
+    return EpochMetrics(z(np.int32), split(), split(), split(), split(), solver)
+
+
+def save_checkpoint(path: str | os.PathLike, state: RunState, history: Sequence[EpochMetrics],
+                    identity: dict) -> Path:
+    """Atomically save ``state`` and the per-epoch metrics ``history`` (one :class:`EpochMetrics`
+    per epoch done, arrays ``(S,)``) with ``identity`` (:func:`checkpoint_identity`)."""
+    done = {int(e) for e in np.asarray(jax.device_get(state.epoch))}
+    if done != {len(history)}:
+        raise ValueError(f"state has done epochs {sorted(done)} but history holds {len(history)} epochs")
+    from . import __version__
+
+    meta = {**identity, "epoch": len(history), "jax": jax.__version__, "dgnlib": __version__,
+            "platform": jax.devices()[0].platform}
+    return _ckpt.save(path, {"state": state, "history": _stack(history)}, meta)
+
+
+def load_checkpoint(path: str | os.PathLike, like: RunState, identity: dict):
+    """Read a checkpoint written by :func:`save_checkpoint`: returns ``(state, history)`` with
+    ``state`` placed like ``like`` (the run's initial state: same layout, devices, sharding).
+    Raises ``FileNotFoundError``, :class:`~dgnlib.checkpoint.CheckpointCorruptError` or
+    :class:`~dgnlib.checkpoint.CheckpointMismatchError` (other config / data / layout)."""
+    path = Path(path)
+    meta = _ckpt.read_manifest(path)["metadata"]
+    diff = _ckpt.describe_differences(meta, identity)
+    n = meta.get("epoch")
+    if diff or not isinstance(n, int) or n < 1:
+        # load() names the differences; a bad epoch count means a hand-made or damaged manifest
+        _ckpt.load(path, like, expect=identity)
+        raise _ckpt.CheckpointCorruptError(f"checkpoint {path} is damaged: bad epoch count {n!r}")
+    template = {"state": like, "history": _history_template(n, like.key.shape[0])}
+    tree, _ = _ckpt.load(path, template, expect=identity)
+    state, stacked = tree["state"], tree["history"]
+    epochs_done = np.asarray(jax.device_get(state.epoch))
+    if not (np.all(epochs_done == n) and np.array_equal(stacked.epoch[:, 0], np.arange(1, n + 1))):
+        raise _ckpt.CheckpointCorruptError(
+            f"checkpoint {path} is damaged: state epochs {epochs_done.tolist()} and history epochs "
+            f"{stacked.epoch[:, 0].tolist()} disagree with its manifest ({n} epochs)")
+    return state, [jax.tree.map(lambda a: a[e], stacked) for e in range(n)]
+
+
 # ----------------------------------------------------------------------------- fit + logs
 def fit(state: RunState, data: VisionArrays, cfg: TrainConfig, *, epochs: Optional[int] = None,
-        progress: bool = True, desc: str = "") -> Iterator[Tuple[RunState, EpochMetrics, float]]:
+        progress: bool = True, desc: str = "", checkpoint: Optional[str | os.PathLike] = None,
+        log: Optional[Callable[[str], None]] = print) -> Iterator[Tuple[RunState, EpochMetrics, Optional[float]]]:
     """Generator over epochs: yields ``(state, metrics, seconds)`` after each epoch.
 
     ``epochs`` defaults to ``cfg.epochs``; ``progress``: a ``tqdm.auto`` bar over epochs (on
     stderr / a widget). Solver failures: a ``RuntimeWarning`` (``cfg.on_failure="flag"``) or
     :class:`~dgnlib.steady_state.SteadyStateError` (``"raise"``) after the epoch.
+
+    ``checkpoint``: a file (:func:`checkpoint_path`) where the state and metric history are saved
+    atomically after every epoch. If it exists when ``fit`` starts, it must belong to this config
+    and data (else :class:`~dgnlib.checkpoint.CheckpointMismatchError` /
+    :class:`~dgnlib.checkpoint.CheckpointCorruptError`); its state replaces ``state``, its epochs
+    are yielded first (with ``seconds=None`` and the restored state) and training continues from
+    there, with the numbers of an uninterrupted run. With a checkpoint, ``epochs`` is the total
+    count since the start of the run, not the count still to do. ``log`` receives the resume line.
     """
     cfg = _checked(cfg)
     epochs = cfg.epochs if epochs is None else _positive_int("epochs", epochs, 0)
+    history, identity = [], None
+    if checkpoint is not None:
+        _check_state(state, cfg)
+        _check_data(data, state)
+        identity = checkpoint_identity(cfg, data)
+        if Path(checkpoint).exists():
+            state, history = load_checkpoint(checkpoint, state, identity)
+            if len(history) > epochs:
+                raise _ckpt.CheckpointMismatchError(
+                    f"checkpoint {checkpoint} has {len(history)} epochs done, more than the {epochs} asked for")
+            if log is not None:
+                log(f"{desc or cfg.rule}: resumed from {checkpoint} after epoch {len(history)} of {epochs} "
+                    f"(epochs 1-{len(history)} restored, not recomputed)")
+        todo = epochs - len(history)
+    else:
+        todo = epochs
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=epochs, desc=desc or cfg.rule, leave=False)
+        bar = tqdm(total=len(history) + todo, initial=len(history), desc=desc or cfg.rule, leave=False)
     try:
-        for _ in range(epochs):
+        for metrics in list(history):
+            yield state, metrics, None
+        for _ in range(todo):
             t0 = time.perf_counter()
             state, metrics = train_epoch(state, data, cfg)
             metrics = jax.device_get(metrics)
@@ -655,6 +774,9 @@ def fit(state: RunState, data: VisionArrays, cfg: TrainConfig, *, epochs: Option
                 if cfg.on_failure == "raise":
                     raise SteadyStateError(msg)
                 warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            if checkpoint is not None:
+                history.append(metrics)
+                save_checkpoint(checkpoint, state, history, identity)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(val_acc=f"{float(np.mean(metrics.val.accuracy)):.4f}")
@@ -782,6 +904,8 @@ def main(argv=None) -> int:
     p.add_argument("--n-train", type=int, default=None, help="first N of the 54k training examples")
     p.add_argument("--average-jacobian", action="store_true")
     p.add_argument("--compilation-cache", action="store_true")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="save every run's state after each epoch here; a re-run resumes from it")
     args = p.parse_args(argv)
     for ds in args.dataset:
         _choice("dataset", ds, DATASETS)
@@ -798,9 +922,12 @@ def main(argv=None) -> int:
             name = run_name(ds, cfg)
             t0 = time.perf_counter()
             m = None
-            for _, m, sec in fit(init_run(cfg, data.x_train.shape[1]), data, cfg, progress=False):
+            ckpt = None if args.checkpoint_dir is None else checkpoint_path(args.checkpoint_dir, ds, cfg)
+            state0 = init_run(cfg, data.x_train.shape[1])
+            for _, m, sec in fit(state0, data, cfg, progress=False, checkpoint=ckpt, desc=name):
+                took = "restored" if sec is None else f"{sec:.1f} s"
                 for i, s in enumerate(cfg.seeds):
-                    print(format_epoch_line(name, s, m, i) + f" | {sec:.1f} s", flush=True)
+                    print(format_epoch_line(name, s, m, i) + f" | {took}", flush=True)
             wall = time.perf_counter() - t0
             if m is not None:
                 for i, s in enumerate(cfg.seeds):
