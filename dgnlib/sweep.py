@@ -11,6 +11,11 @@ appended when the name would be too long or ambiguous)::
     RUN_DIR/<name>/status.json         "running" | "finished" | "failed" (+ error and traceback),
                                        parameters, start/end time, wall time, worker
 
+``RUN_DIR/<name>/checkpoints/`` is where a notebook that declares ``checkpoint_dir = None`` in its
+``parameters`` cell saves its training state after every epoch (the runner passes that folder):
+a run killed at any point (SIGKILL, a node lost, a wall-time limit) and re-run resumes from its last
+finished epoch instead of starting again; ``force=True`` deletes it first.
+
 ``status.json`` is written last, atomically (temporary file + ``os.replace``): a run is finished
 if and only if its status says so. Re-running the same sweep skips finished runs and retries failed
 or interrupted ones (``force=True`` re-runs everything); a finished run whose stored parameters
@@ -64,6 +69,7 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 import sys
 import time
@@ -83,7 +89,8 @@ __all__ = [
 ]
 
 STATUS_FILE, RESULT_FILE, OUTPUT_NOTEBOOK, MANIFEST_FILE = "status.json", "result.json", "output.ipynb", "sweep.json"
-RESERVED_PARAMETERS = ("result_path",)
+RESERVED_PARAMETERS = ("result_path", "checkpoint_dir")
+CHECKPOINT_DIR = "checkpoints"
 MAX_NAME_LENGTH = 100
 EVENT_TOPIC = "dgnlib-sweep"
 _SPEC_KEYS = ("notebook", "grid", "fixed", "kernel", "timeout", "description")
@@ -378,6 +385,8 @@ class RunTask:
     kernel: Optional[str] = None
     timeout: Optional[float] = None
     cwd: Optional[str] = None
+    pass_checkpoint_dir: bool = False
+    fresh: bool = False  # delete the run's checkpoints first (force)
 
 
 def _now() -> str:
@@ -424,6 +433,11 @@ def execute_run(task: RunTask) -> dict:
     params = dict(task.params)
     if task.pass_result_path:
         params["result_path"] = str(result_file.resolve())
+    checkpoints = path / CHECKPOINT_DIR
+    if task.fresh and checkpoints.exists():
+        shutil.rmtree(checkpoints)
+    if task.pass_checkpoint_dir:
+        params["checkpoint_dir"] = str(checkpoints.resolve())
     t0 = time.perf_counter()
     error = tb = None
     nb = None
@@ -549,7 +563,7 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, n_workers: Optiona
         write(f"[{_stamp()}] skipping {len(outcomes)} finished run(s) in {run_dir}")
     if todo:
         tasks = [RunTask(p.name, str(p.path), str(notebook), p.params, "result_path" in declared,
-                         spec.kernel, spec.timeout, cwd) for p in todo]
+                         spec.kernel, spec.timeout, cwd, "checkpoint_dir" in declared, force) for p in todo]
         workers = n_workers or max(1, min(os.cpu_count() or 1, len(tasks)))
         with _dask_client(client, scheduler, scheduler_file, workers) as c:
             outcomes.update(_submit_all(c, tasks, write, progress, tqdm))
