@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP_INSTALL = $(PYTHON) -m pip install -q -r requirements.txt -e .
 DGN_NOTEBOOKS = dgn_classification dgn_regression
 
-.PHONY: install data run test test-unit benchmark
+.PHONY: install data run test test-unit sweep-small benchmark
 
 install:
 	$(PIP_INSTALL)
@@ -16,11 +16,16 @@ data: install
 run: install
 	$(PYTHON) ci/run_notebooks.py $(DGN_NOTEBOOKS)
 
-# Everything CI runs: unit tests, every notebook against expected_outputs/, nbval over the runs.
+# Everything CI runs: every notebook against expected_outputs/, the small sweep on a local Dask
+# cluster (table + plots), nbval over the runs, unit tests.
 test: install data
 	$(PYTHON) ci/run_notebooks.py
+	$(PYTHON) ci/run_sweep.py --fresh
 	$(PYTHON) -m pytest --nbval-lax ci/out -q
 	$(PYTHON) -m pytest tests -q
+
+sweep-small: install data
+	$(PYTHON) ci/run_sweep.py --fresh
 
 test-unit:
 	$(PYTHON) -m pytest tests -q
