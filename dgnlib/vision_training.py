@@ -913,6 +913,8 @@ def main(argv=None) -> int:
         from .runtime import enable_compilation_cache
 
         enable_compilation_cache()
+    from .sharding import place_run
+
     for ds in args.dataset:
         data = load_arrays(ds, n_train=args.n_train)
         for rule in args.rule:
@@ -923,8 +925,8 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             m = None
             ckpt = None if args.checkpoint_dir is None else checkpoint_path(args.checkpoint_dir, ds, cfg)
-            state0 = init_run(cfg, data.x_train.shape[1])
-            for _, m, sec in fit(state0, data, cfg, progress=False, checkpoint=ckpt, desc=name):
+            state0, run_data = place_run(init_run(cfg, data.x_train.shape[1]), data)  # seeds over devices
+            for _, m, sec in fit(state0, run_data, cfg, progress=False, checkpoint=ckpt, desc=name):
                 took = "restored" if sec is None else f"{sec:.1f} s"
                 for i, s in enumerate(cfg.seeds):
                     print(format_epoch_line(name, s, m, i) + f" | {took}", flush=True)
