@@ -24,8 +24,9 @@ run directory at the same time (a run of the other would look interrupted and be
 
 Runs execute on Dask: a ``distributed.LocalCluster`` by default (``n_workers`` processes, one thread
 each), or any scheduler (``scheduler="tcp://host:8786"`` or a scheduler file), so a dask-jobqueue
-(SLURM, PBS) or Kubernetes cluster runs the same sweep; workers must be able to import ``dgnlib``
-and see the run directory and the notebook on a shared file system. ``dask`` and ``distributed``
+(SLURM, PBS) or Kubernetes cluster runs the same sweep; the workers and the scheduler (it unpickles
+the tasks) must be able to import ``dgnlib``, and the workers must see the run directory and the
+notebook on a shared file system (SLURM: ``examples/slurm/table1.sbatch``). ``dask`` and ``distributed``
 are imported only when a sweep runs.
 
 **Result convention.** If the notebook's ``parameters`` cell declares ``result_path = None``, the
@@ -53,6 +54,7 @@ CLI::
     python -m dgnlib.sweep run examples/sweeps/small.yaml -o runs/small --n-workers 2
     python -m dgnlib.sweep run --notebook nb.ipynb -p rules=bp,exact -p seed=0,1 -f epochs=2 -o runs/a
     python -m dgnlib.sweep run spec.yaml -o runs/a --scheduler tcp://host:8786
+    python -m dgnlib.sweep run spec.yaml -o runs/a --scheduler-file scheduler.json   # dask scheduler/worker
     python -m dgnlib.sweep aggregate runs/small                 # Table 1 of test accuracy
     python -m dgnlib.sweep aggregate runs/a --rows rules --cols x --metric acc
 """
@@ -524,7 +526,11 @@ def _dask_client(client=None, scheduler: Optional[str] = None, scheduler_file: O
         raise ImportError(f"running a sweep needs Dask: pip install dask distributed ({e})") from e
 
     if scheduler or scheduler_file:
-        with Client(scheduler, scheduler_file=scheduler_file) as c:
+        try:
+            c = Client(scheduler, scheduler_file=scheduler_file)
+        except OSError as e:
+            raise ConnectionError(f"cannot connect to the Dask scheduler {scheduler or scheduler_file}: {e}") from e
+        with c:
             yield c
         return
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
@@ -547,6 +553,9 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, n_workers: Optiona
 
     run_dir = Path(run_dir).resolve()
     notebook = Path(spec.notebook).resolve()
+    if client is None and scheduler_file and not Path(scheduler_file).is_file():
+        # distributed would wait for the file forever
+        raise FileNotFoundError(f"Dask scheduler file {scheduler_file} does not exist (is the scheduler running?)")
     declared = check_parameters(spec)
     plans = plan_runs(spec, run_dir, force=force)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -1041,7 +1050,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(rep.text)
         print(f"wrote {rep.csv_path}, {rep.long_csv_path}" + (f", {rep.png_path}" if rep.png_path else ""))
         return 0
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, FileNotFoundError, ImportError, ConnectionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
