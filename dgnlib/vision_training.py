@@ -701,12 +701,8 @@ def load_checkpoint(path: str | os.PathLike, like: RunState, identity: dict):
     Raises ``FileNotFoundError``, :class:`~dgnlib.checkpoint.CheckpointCorruptError` or
     :class:`~dgnlib.checkpoint.CheckpointMismatchError` (other config / data / layout)."""
     path = Path(path)
-    meta = _ckpt.read_manifest(path)["metadata"]
-    diff = _ckpt.describe_differences(meta, identity)
-    n = meta.get("epoch")
-    if diff or not isinstance(n, int) or n < 1:
-        # load() names the differences; a bad epoch count means a hand-made or damaged manifest
-        _ckpt.load(path, like, expect=identity)
+    n = _ckpt.read_manifest(path)["metadata"].get("epoch")
+    if not isinstance(n, int) or n < 1:
         raise _ckpt.CheckpointCorruptError(f"checkpoint {path} is damaged: bad epoch count {n!r}")
     template = {"state": like, "history": _history_template(n, like.key.shape[0])}
     tree, _ = _ckpt.load(path, template, expect=identity)

@@ -283,3 +283,23 @@ def test_execute_run_without_result_path_stores_stdout(tmp_path):
     res = json.loads((tmp_path / "x=3" / "result.json").read_text())
     assert res["params"] == {"x": 3, "seed": 1} and res["wall_time_s"] > 0
     assert res["stdout"][-1] == f"a x=3 seed 1 epoch 3: acc {toy_final(3, 1):.4f}"
+
+
+def test_kernels_do_not_inherit_dasks_malloc_trim_threshold(tmp_path, monkeypatch):
+    """Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers (1.55x slower vision epochs when a
+    kernel inherits it): the runner starts kernels without it and restores the worker's value."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("x = 0")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import os\nprint('trim', os.environ.get('MALLOC_TRIM_THRESHOLD_'), 'home', bool(os.environ.get('HOME')))")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "env.ipynb"
+    nbformat.write(nb, path)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    task = sweep.RunTask("x=1", str(tmp_path / "x=1"), str(path), {"x": 1}, pass_result_path=False)
+    assert sweep.execute_run(task)["status"] == "finished"
+    assert json.loads((tmp_path / "x=1" / "result.json").read_text())["stdout"] == ["trim None home True"]
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"
