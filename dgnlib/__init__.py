@@ -11,7 +11,8 @@ Dis-inhibitory control
     ``microcircuit`` (Fig. 3), ``student_teacher`` (Fig. 4), ``vision_data`` (offline MNIST /
     Fashion-MNIST), ``vision_training`` (whole-epoch training loops).
 Infrastructure
-    ``runtime`` (compilation cache), ``atomic`` (atomic file writes), ``sweep`` (papermill parameter
-    sweeps on Dask).
+    ``runtime`` (compilation cache), ``atomic`` (atomic file writes), ``checkpoint`` (verified
+    pytree checkpoints), ``sharding`` (seeds over devices), ``sweep`` (papermill parameter sweeps on
+    Dask).
 """
 __version__ = "0.1.0"

@@ -1,0 +1,108 @@
+"""Cost of the paper's Table-1 sweep on this machine: measured epochs, seed scaling, checkpoints.
+
+For each requested configuration (data set x depth x rule, full training set of 54k, full
+validation and test sets, batch 100: one epoch of a real Table-1 run) it times one epoch of ONE
+seed after a warm-up epoch (compilation excluded). For the first configuration it also times one
+epoch of ``--seeds`` seeds trained at once (vmap) and prints the ratio against ``--seeds`` times the
+one-seed epoch (< 1: training seeds together is cheaper than one after another), and the cost of
+saving and restoring the ``--seeds``-seed checkpoint (:mod:`dgnlib.checkpoint`) as a fraction of
+that epoch. Then projects: one full run (50 epochs, ``--seeds`` seeds) per configuration, and the
+whole sweep (sum over configurations, one run at a time on this machine).
+
+    python benchmarks/bench_sweep.py                       # mnist 1x256 exact only (about 2 min)
+    python benchmarks/bench_sweep.py --configs all         # all 12 Table-1 configurations
+
+Needs the offline data cache (``make data``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+
+from dgnlib import vision_training as vt  # noqa: E402
+
+ALL = [(ds, h, r) for ds in vt.DATASETS for h in ((256,), (256, 256, 256)) for r in vt.RULES]
+
+
+def epoch_seconds(cfg, data):
+    state = vt.init_run(cfg, data.x_train.shape[1])
+    state, m = vt.train_epoch(state, data, cfg)  # compile + warm-up
+    jax.block_until_ready(m)
+    t0 = time.perf_counter()
+    state, m = vt.train_epoch(state, data, cfg)
+    jax.block_until_ready(m)
+    return time.perf_counter() - t0, state, jax.device_get(m)
+
+
+def checkpoint_seconds(cfg, data, state, metrics):
+    identity = vt.checkpoint_identity(cfg, data)
+    like = vt.init_run(cfg, data.x_train.shape[1])
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "run.ckpt"
+        history = [metrics._replace(epoch=metrics.epoch - 1), metrics]  # epoch_seconds ran two epochs
+        t0 = time.perf_counter()
+        vt.save_checkpoint(path, state, history, identity)
+        t_save = time.perf_counter() - t0
+        size = path.stat().st_size
+        t0 = time.perf_counter()
+        vt.load_checkpoint(path, like, identity)
+        t_load = time.perf_counter() - t0
+    return t_save, t_load, size
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--configs", default="mnist:256:exact",
+                   help="'all' (the 12 of Table 1) or comma-separated DATASET:WIDTHS:RULE, widths like 256 or 256-256-256")
+    p.add_argument("--seeds", type=int, default=10, help="seeds per run (Table 1: 10)")
+    p.add_argument("--epochs", type=int, default=50)
+    args = p.parse_args(argv)
+    if args.configs == "all":
+        configs = ALL
+    else:
+        configs = []
+        for item in args.configs.split(","):
+            ds, widths, rule = item.split(":")
+            configs.append((ds, tuple(int(w) for w in widths.split("-")), rule))
+    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({os.cpu_count()} CPUs); "
+          f"full data, batch 100; one epoch after a warm-up epoch")
+    data_cache, one_seed = {}, {}
+    for i, (ds, hidden, rule) in enumerate(configs):
+        if ds not in data_cache:
+            data_cache[ds] = vt.load_arrays(ds)
+        data = data_cache[ds]
+        cfg = vt.make_config(hidden=hidden, rule=rule, seeds=(0,))
+        name = vt.run_name(ds, cfg)
+        t1, _, _ = epoch_seconds(cfg, data)
+        one_seed[name] = t1
+        print(f"{name:32s} 1 seed: {t1:7.2f} s/epoch", flush=True)
+        if i == 0:
+            cfg_s = cfg._replace(seeds=tuple(range(args.seeds)))
+            ts, state, m = epoch_seconds(cfg_s, data)
+            ratio = ts / (args.seeds * t1)
+            print(f"{name:32s} {args.seeds} seeds at once: {ts:7.2f} s/epoch = {ratio:.2f} x {args.seeds} one-seed "
+                  f"epochs", flush=True)
+            t_save, t_load, size = checkpoint_seconds(cfg_s, data, state, m)
+            print(f"{name:32s} checkpoint of {args.seeds} seeds: {size / 1e6:.1f} MB, save {t_save:.3f} s "
+                  f"({100 * t_save / ts:.1f}% of the epoch), restore {t_load:.3f} s", flush=True)
+    scale = ratio
+    print(f"\nprojection ({args.epochs} epochs x {args.seeds} seeds per run, seed scaling {scale:.2f} measured "
+          f"on {next(iter(one_seed))}):")
+    total = 0.0
+    for name, t1 in one_seed.items():
+        run_s = args.epochs * args.seeds * t1 * scale
+        total += run_s
+        print(f"  {name:32s} {run_s / 60:7.1f} min")
+    print(f"  {'sweep total (one run at a time)':32s} {total / 3600:7.2f} h")
+
+
+if __name__ == "__main__":
+    main()
