@@ -740,6 +740,10 @@ def fit(state: RunState, data: VisionArrays, cfg: TrainConfig, *, epochs: Option
         _check_state(state, cfg)
         _check_data(data, state)
         identity = checkpoint_identity(cfg, data)
+        done = sorted({int(e) for e in np.asarray(jax.device_get(state.epoch))})
+        if done != [0]:
+            raise ValueError(f"with checkpoint=, pass the run's initial state (init_run: 0 epochs done); "
+                             f"state has done {done} epochs")
         if Path(checkpoint).exists():
             state, history = load_checkpoint(checkpoint, state, identity)
             if len(history) > epochs:

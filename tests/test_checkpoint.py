@@ -171,6 +171,14 @@ def test_resume_refuses_other_config_data_or_fewer_epochs(tmp_path):
         run(cfg._replace(epochs=1), data, checkpoint=path)
 
 
+def test_checkpointed_fit_needs_the_initial_state(tmp_path):
+    cfg = config(epochs=2)
+    data = synthetic()
+    trained, _, _ = run(cfg._replace(epochs=1), data)
+    with pytest.raises(ValueError, match=r"initial state.*done \[1\] epochs"):
+        next(vt.fit(trained, data, cfg, progress=False, checkpoint=tmp_path / "run.ckpt"))
+
+
 def test_resume_of_a_damaged_run_checkpoint_raises(tmp_path):
     cfg = config(epochs=1)
     data = synthetic()
