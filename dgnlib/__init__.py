@@ -13,6 +13,6 @@ Dis-inhibitory control
 Infrastructure
     ``runtime`` (compilation cache), ``atomic`` (atomic file writes), ``checkpoint`` (verified
     pytree checkpoints), ``sharding`` (seeds over devices), ``sweep`` (papermill parameter sweeps on
-    Dask).
+    Dask), ``sweep_results`` (a sweep's result files, Table-1 aggregation, plots).
 """
 __version__ = "0.1.0"
