@@ -7,7 +7,7 @@ appended when the name would be too long or ambiguous)::
 
     RUN_DIR/sweep.json                 the sweep (notebook, grid, fixed, run names in order)
     RUN_DIR/<name>/output.ipynb        the executed notebook (also on failure)
-    RUN_DIR/<name>/result.json         the machine-readable result (see below)
+    RUN_DIR/<name>/result.json         the machine-readable result (:mod:`dgnlib.sweep_results`)
     RUN_DIR/<name>/status.json         "running" | "finished" | "failed" (+ error and traceback),
                                        parameters, start/end time, wall time, worker
 
