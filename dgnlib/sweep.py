@@ -523,8 +523,9 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, n_workers: Optiona
     Cluster: ``client`` (a ``distributed.Client``), else ``scheduler`` address or ``scheduler_file``,
     connected to with ``security`` (a ``distributed.security.Security``, e.g. :func:`tls_security`, for
     a TLS cluster; None: Dask's configuration), else a new LocalCluster of ``n_workers`` processes
-    (default: min(CPUs, runs)), 1 thread each, closed at the end. ``force``: re-run finished runs. ``cwd``: the notebooks' working directory
-    (default: the notebook's directory). ``log``: status-line sink (default: ``tqdm.write``).
+    (default: min(CPUs, runs)), 1 thread each, closed at the end. ``force``: re-run finished runs.
+    ``cwd``: the notebooks' working directory (default: the notebook's directory). ``log``:
+    status-line sink (default: ``tqdm.write``).
     """
     from tqdm.auto import tqdm
 
