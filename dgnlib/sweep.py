@@ -624,7 +624,8 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
     r.add_argument("--scheduler-file", help="Dask scheduler file (dask-jobqueue, `dask scheduler --scheduler-file`)")
     r.add_argument("--tls-ca-file", metavar="PEM",
-                   help="TLS cluster: its CA certificate (as `dask scheduler --tls-ca-file`); needs --tls-cert, --tls-key")
+                   help="TLS cluster: its CA certificate (as `dask scheduler --tls-ca-file`); "
+                        "needs --tls-cert, --tls-key")
     r.add_argument("--tls-cert", metavar="PEM", help="TLS cluster: the certificate this client presents")
     r.add_argument("--tls-key", metavar="PEM", help="TLS cluster: the private key of --tls-cert")
     r.add_argument("--kernel", help="Jupyter kernel name (default: the notebook's)")

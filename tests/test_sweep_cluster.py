@@ -125,13 +125,13 @@ def _tail(path: Path, n: int = 40) -> str:
 
 # ------------------------------------------------------------- a cluster from the dask CLI
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def dask_cluster(tmp_path_factory):
     """``dask scheduler --scheduler-file F --protocol tls`` and two ``dask worker --scheduler-file F
     --nthreads 1`` processes on the loopback interface, all with the certificates of
     make_dask_certs.sh (``--tls-ca-file/--tls-cert/--tls-key``, as table1.sbatch starts them); yields
     ``(file=F, certs=..., security=a client's Security)``. Stops them (workers first) in any case.
-    Shared by this module's tests (none changes it), to start it once."""
+    Shared by the tests of TestTLSCluster (none changes it), to start it once."""
     dask = _dask_cli()
     from distributed import Client
 
@@ -176,67 +176,70 @@ def dask_cluster(tmp_path_factory):
             _stop_group(proc, 10)
 
 
-def test_cli_sweep_on_a_scheduler_file_cluster(dask_cluster, tmp_path):
-    from distributed import Client
+class TestTLSCluster:
+    """Tests on one ``dask_cluster`` (class-scoped: started once, stopped before the batch-script
+    tests run)."""
 
-    with Client(scheduler_file=str(dask_cluster.file), timeout="30s", security=dask_cluster.security) as c:
-        worker_pids = set(c.run(os.getpid).values())
-    runs = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "dgnlib.sweep"]
-    run = [*cmd, "run", "--notebook", str(TOY), "-p", "x=1.0,2.0", "-p", "seed=0,1", "-f", "epochs=3",
-           "-o", str(runs), "--scheduler-file", str(dask_cluster.file), "--no-progress"]
-    no_certs = subprocess.run(run, capture_output=True, text=True, timeout=120)
-    assert no_certs.returncode == 2, no_certs.stdout + no_certs.stderr
-    assert "uses TLS: give its certificates (--tls-ca-file, --tls-cert, --tls-key" in no_certs.stderr
-    assert not list(runs.glob("*/status.json"))  # nothing ran
-    run += _tls_args(dask_cluster.certs)
-    first = subprocess.run(run, capture_output=True, text=True, timeout=120)
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert "4 run(s)" in first.stdout and "4 finished" in first.stdout
-    names = ["x=1.0__seed=0", "x=1.0__seed=1", "x=2.0__seed=0", "x=2.0__seed=1"]
-    for name in names:
-        st = json.loads((runs / name / "status.json").read_text())
-        assert st["status"] == "finished", st
-        assert st["pid"] in worker_pids  # executed by the CLI-started workers, not by a LocalCluster
+    def test_cli_sweep_on_a_scheduler_file_cluster(self, dask_cluster, tmp_path):
+        from distributed import Client
 
-    again = subprocess.run(run, capture_output=True, text=True, timeout=120)  # a resubmitted job
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "4 skipped" in again.stdout and "0 failed" in again.stdout
+        with Client(scheduler_file=str(dask_cluster.file), timeout="30s", security=dask_cluster.security) as c:
+            worker_pids = set(c.run(os.getpid).values())
+        runs = tmp_path / "runs"
+        cmd = [sys.executable, "-m", "dgnlib.sweep"]
+        run = [*cmd, "run", "--notebook", str(TOY), "-p", "x=1.0,2.0", "-p", "seed=0,1", "-f", "epochs=3",
+               "-o", str(runs), "--scheduler-file", str(dask_cluster.file), "--no-progress"]
+        no_certs = subprocess.run(run, capture_output=True, text=True, timeout=120)
+        assert no_certs.returncode == 2, no_certs.stdout + no_certs.stderr
+        assert "uses TLS: give its certificates (--tls-ca-file, --tls-cert, --tls-key" in no_certs.stderr
+        assert not list(runs.glob("*/status.json"))  # nothing ran
+        run += _tls_args(dask_cluster.certs)
+        first = subprocess.run(run, capture_output=True, text=True, timeout=120)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "4 run(s)" in first.stdout and "4 finished" in first.stdout
+        names = ["x=1.0__seed=0", "x=1.0__seed=1", "x=2.0__seed=0", "x=2.0__seed=1"]
+        for name in names:
+            st = json.loads((runs / name / "status.json").read_text())
+            assert st["status"] == "finished", st
+            assert st["pid"] in worker_pids  # executed by the CLI-started workers, not by a LocalCluster
 
-    agg = subprocess.run([*cmd, "aggregate", str(runs), "--metric", "acc", "--rows", "x", "--cols", "epochs",
-                          "--no-plot"], capture_output=True, text=True, timeout=60)
-    assert agg.returncode == 0, agg.stdout + agg.stderr
-    for x in (1.0, 2.0):
-        vals = [toy_final(x, s) for s in (0, 1)]
-        assert f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals):.4f}" in agg.stdout
-    assert (runs / "aggregate" / "table_acc.csv").is_file()
+        again = subprocess.run(run, capture_output=True, text=True, timeout=120)  # a resubmitted job
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "4 skipped" in again.stdout and "0 failed" in again.stdout
 
+        agg = subprocess.run([*cmd, "aggregate", str(runs), "--metric", "acc", "--rows", "x", "--cols", "epochs",
+                              "--no-plot"], capture_output=True, text=True, timeout=60)
+        assert agg.returncode == 0, agg.stdout + agg.stderr
+        for x in (1.0, 2.0):
+            vals = [toy_final(x, s) for s in (0, 1)]
+            assert f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals):.4f}" in agg.stdout
+        assert (runs / "aggregate" / "table_acc.csv").is_file()
 
-def test_tls_cluster_refuses_clients_without_its_certificates(dask_cluster, tmp_path):
-    """Scheduler, workers and nannies listen on tls:// only; a client needs this cluster's certificate:
-    plain TCP, TLS without a client certificate, and another cluster's (job's) certificates all fail."""
-    from distributed import Client
+    def test_tls_cluster_refuses_clients_without_its_certificates(self, dask_cluster, tmp_path):
+        """Scheduler, workers and nannies listen on tls:// only; a client needs this cluster's certificate:
+        plain TCP, TLS without a client certificate, and another cluster's (job's) certificates all fail."""
+        from distributed import Client
 
-    with Client(scheduler_file=str(dask_cluster.file), timeout="30s", security=dask_cluster.security) as c:
-        info = c.scheduler_info()
-        assert c.submit(int, "41").result() + 1 == 42  # the right certificates work
-    addresses = [info["address"], *info["workers"], *(w["nanny"] for w in info["workers"].values())]
-    assert len(addresses) == 5 and all(a.startswith("tls://127.0.0.1:") for a in addresses), addresses
-    other = _make_certs(tmp_path / "other-job-tls", "another-job")
-    impostors = {
-        "other job's certificates": sweep.tls_security(other.ca, other.cert, other.key),
-        "this CA, another certificate": sweep.tls_security(dask_cluster.certs.ca, other.cert, other.key),
-    }
-    for address in addresses:
-        assert _refused(address, dask_cluster.security) is None, address  # the job's own certificates work
-        assert _refused("tcp://" + address.split("://", 1)[1]) is not None, f"plain TCP accepted by {address}"
-        assert "TLS" in (_refused(address) or "accepted"), address  # no certificates at all
-        for what, security in impostors.items():
-            assert _refused(address, security) is not None, f"{address} accepted a client with {what}"
-        # TLS that trusts the cluster's CA but presents no certificate: the server aborts; with the
-        # certificate, the same probe gets Dask's first bytes (so the probe can tell the difference)
-        assert _raw_tls_reply(address, dask_cluster.certs.ca) == b"", address
-        assert _raw_tls_reply(address, dask_cluster.certs.ca, dask_cluster.certs.cert, dask_cluster.certs.key)
+        with Client(scheduler_file=str(dask_cluster.file), timeout="30s", security=dask_cluster.security) as c:
+            info = c.scheduler_info()
+            assert c.submit(int, "41").result() + 1 == 42  # the right certificates work
+        addresses = [info["address"], *info["workers"], *(w["nanny"] for w in info["workers"].values())]
+        assert len(addresses) == 5 and all(a.startswith("tls://127.0.0.1:") for a in addresses), addresses
+        other = _make_certs(tmp_path / "other-job-tls", "another-job")
+        impostors = {
+            "other job's certificates": sweep.tls_security(other.ca, other.cert, other.key),
+            "this CA, another certificate": sweep.tls_security(dask_cluster.certs.ca, other.cert, other.key),
+        }
+        for address in addresses:
+            assert _refused(address, dask_cluster.security) is None, address  # the job's own certificates work
+            assert _refused("tcp://" + address.split("://", 1)[1]) is not None, f"plain TCP accepted by {address}"
+            assert "TLS" in (_refused(address) or "accepted"), address  # no certificates at all
+            for what, security in impostors.items():
+                assert _refused(address, security) is not None, f"{address} accepted a client with {what}"
+            # TLS that trusts the cluster's CA but presents no certificate: the server aborts; with the
+            # certificate, the same probe gets Dask's first bytes (so the probe can tell the difference)
+            assert _raw_tls_reply(address, dask_cluster.certs.ca) == b"", address
+            assert _raw_tls_reply(address, dask_cluster.certs.ca, dask_cluster.certs.cert, dask_cluster.certs.key)
 
 
 def test_make_dask_certs_private_folder(tmp_path):
