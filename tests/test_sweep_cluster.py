@@ -1,20 +1,29 @@
 """Sweeps on an existing Dask cluster, the way ``examples/slurm/table1.sbatch`` runs them on SLURM:
 a ``dask scheduler --scheduler-file`` and ``dask worker`` processes started from the command line,
-the sweep run through the CLI with ``--scheduler-file``; the batch script itself is checked (syntax,
-``#SBATCH`` lines, its sweep file) and run end to end with a fake ``srun`` on a toy sweep.
-Every process started here is stopped (its whole process group) whatever happens."""
+TLS-only with the certificates of ``examples/slurm/make_dask_certs.sh``, the sweep run through the CLI
+with ``--scheduler-file`` and ``--tls-*``; clients without the certificates are refused. The batch
+script itself is checked (syntax, ``#SBATCH`` lines, its sweep file) and run end to end with a fake
+``srun`` on a toy sweep. Every process started here is stopped (its whole process group) whatever
+happens."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import shlex
+import shutil
 import signal
+import socket
+import ssl
+import stat
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,6 +32,7 @@ from dgnlib import sweep
 ROOT = Path(__file__).resolve().parent.parent
 TOY = ROOT / "tests" / "data" / "sweep_toy.ipynb"
 SBATCH = ROOT / "examples" / "slurm" / "table1.sbatch"
+MAKE_CERTS = ROOT / "examples" / "slurm" / "make_dask_certs.sh"
 LOOPBACK = "127.0.0.1"
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the SLURM script targets Linux")
@@ -59,6 +69,53 @@ def _stop_group(proc: subprocess.Popen, grace: float) -> None:
             break
 
 
+def _make_certs(directory: Path, name: str = "test") -> SimpleNamespace:
+    """``make_dask_certs.sh directory name``; the three files' paths (ca, cert, key) and the folder."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed (make_dask_certs.sh needs it)")
+    out = subprocess.run(["bash", str(MAKE_CERTS), str(directory), name], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return SimpleNamespace(dir=directory, ca=directory / "ca.pem", cert=directory / "cert.pem",
+                           key=directory / "key.pem")
+
+
+def _tls_args(certs: SimpleNamespace) -> list[str]:
+    return ["--tls-ca-file", str(certs.ca), "--tls-cert", str(certs.cert), "--tls-key", str(certs.key)]
+
+
+def _refused(address: str, security=None) -> str | None:
+    """None if Dask's ``connect`` (TCP/TLS connection and Dask's handshake, as every client, worker or
+    scheduler connects) to ``address`` with ``security`` succeeds; else the error."""
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    async def attempt():
+        comm = await connect(address, timeout="5s", **(security or Security()).get_connection_args("client"))
+        await comm.close()
+
+    try:
+        asyncio.run(attempt())
+        return None
+    except (OSError, TypeError) as e:  # TypeError: a tls:// address without certificates (client side)
+        return f"{type(e).__name__}: {e}"
+
+
+def _raw_tls_reply(address: str, ca: Path, cert: Path | None = None, key: Path | None = None) -> bytes:
+    """Open a TLS connection to ``address`` trusting ``ca`` (with a client certificate if given) and
+    return the first bytes the server sends (Dask's handshake), or b"" when it aborts the connection."""
+    host, port = address.split("://", 1)[1].rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=str(ca))
+    ctx.check_hostname = False
+    if cert is not None:
+        ctx.load_cert_chain(str(cert), str(key))
+    try:
+        with socket.create_connection((host, int(port)), timeout=10) as raw, ctx.wrap_socket(raw) as conn:
+            return conn.recv(1)
+    except (ssl.SSLError, OSError):
+        return b""
+
+
 def _tail(path: Path, n: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -68,13 +125,20 @@ def _tail(path: Path, n: int = 40) -> str:
 
 # ------------------------------------------------------------- a cluster from the dask CLI
 
-@pytest.fixture
-def dask_cluster(tmp_path):
-    """``dask scheduler --scheduler-file F`` and two ``dask worker --scheduler-file F --nthreads 1``
-    processes on the loopback interface; yields F. Stops them (workers first) in any case."""
+@pytest.fixture(scope="class")
+def dask_cluster(tmp_path_factory):
+    """``dask scheduler --scheduler-file F --protocol tls`` and two ``dask worker --scheduler-file F
+    --nthreads 1`` processes on the loopback interface, all with the certificates of
+    make_dask_certs.sh (``--tls-ca-file/--tls-cert/--tls-key``, as table1.sbatch starts them); yields
+    ``(file=F, certs=..., security=a client's Security)``. Stops them (workers first) in any case.
+    Shared by the tests of TestTLSCluster (none changes it), to start it once."""
     dask = _dask_cli()
     from distributed import Client
 
+    tmp_path = tmp_path_factory.mktemp("dask_cluster")
+
+    certs = _make_certs(tmp_path / "tls", "dgnlib-test-cluster")
+    security = sweep.tls_security(certs.ca, certs.cert, certs.key)
     sched_file = tmp_path / "scheduler.json"
     logs = tmp_path / "dask-logs"
     logs.mkdir()
@@ -89,7 +153,7 @@ def dask_cluster(tmp_path):
 
     try:
         scheduler = start("scheduler", ["scheduler", "--scheduler-file", str(sched_file), "--host", LOOPBACK,
-                                        "--port", "0", "--no-dashboard"])
+                                        "--protocol", "tls", *_tls_args(certs), "--port", "0", "--no-dashboard"])
         deadline = time.monotonic() + 60
         while not (sched_file.is_file() and sched_file.stat().st_size):
             assert scheduler.poll() is None, f"dask scheduler exited:\n{_tail(logs / 'scheduler.log')}"
@@ -98,13 +162,13 @@ def dask_cluster(tmp_path):
         for i in range(2):
             start(f"worker-{i}", ["worker", "--scheduler-file", str(sched_file), "--nworkers", "1", "--nthreads", "1",
                                   "--host", LOOPBACK, "--memory-limit", "0", "--death-timeout", "60",
-                                  "--no-dashboard", "--name", f"worker-{i}"])
-        with Client(scheduler_file=str(sched_file), timeout="30s") as c:
+                                  *_tls_args(certs), "--no-dashboard", "--name", f"worker-{i}"])
+        with Client(scheduler_file=str(sched_file), timeout="30s", security=security) as c:
             try:
                 c.wait_for_workers(2, timeout=90)
             except TimeoutError:
                 pytest.fail("workers did not connect:\n" + "\n".join(_tail(p) for p in sorted(logs.iterdir())))
-        yield sched_file
+        yield SimpleNamespace(file=sched_file, certs=certs, security=security)
     finally:
         for proc in procs[1:]:  # the workers, while the scheduler still runs (they close at once then)
             _stop_group(proc, 15)
@@ -112,35 +176,97 @@ def dask_cluster(tmp_path):
             _stop_group(proc, 10)
 
 
-def test_cli_sweep_on_a_scheduler_file_cluster(dask_cluster, tmp_path):
-    from distributed import Client
+class TestTLSCluster:
+    """Tests on one ``dask_cluster`` (class-scoped: started once, stopped before the batch-script
+    tests run)."""
 
-    with Client(scheduler_file=str(dask_cluster), timeout="30s") as c:
-        worker_pids = set(c.run(os.getpid).values())
-    runs = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "dgnlib.sweep"]
-    run = [*cmd, "run", "--notebook", str(TOY), "-p", "x=1.0,2.0", "-p", "seed=0,1", "-f", "epochs=3",
-           "-o", str(runs), "--scheduler-file", str(dask_cluster), "--no-progress"]
-    first = subprocess.run(run, capture_output=True, text=True, timeout=120)
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert "4 run(s)" in first.stdout and "4 finished" in first.stdout
-    names = ["x=1.0__seed=0", "x=1.0__seed=1", "x=2.0__seed=0", "x=2.0__seed=1"]
-    for name in names:
-        st = json.loads((runs / name / "status.json").read_text())
-        assert st["status"] == "finished", st
-        assert st["pid"] in worker_pids  # executed by the CLI-started workers, not by a LocalCluster
+    def test_cli_sweep_on_a_scheduler_file_cluster(self, dask_cluster, tmp_path):
+        from distributed import Client
 
-    again = subprocess.run(run, capture_output=True, text=True, timeout=120)  # a resubmitted job
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "4 skipped" in again.stdout and "0 failed" in again.stdout
+        with Client(scheduler_file=str(dask_cluster.file), timeout="30s", security=dask_cluster.security) as c:
+            worker_pids = set(c.run(os.getpid).values())
+        runs = tmp_path / "runs"
+        cmd = [sys.executable, "-m", "dgnlib.sweep"]
+        run = [*cmd, "run", "--notebook", str(TOY), "-p", "x=1.0,2.0", "-p", "seed=0,1", "-f", "epochs=3",
+               "-o", str(runs), "--scheduler-file", str(dask_cluster.file), "--no-progress"]
+        no_certs = subprocess.run(run, capture_output=True, text=True, timeout=120)
+        assert no_certs.returncode == 2, no_certs.stdout + no_certs.stderr
+        assert "uses TLS: give its certificates (--tls-ca-file, --tls-cert, --tls-key" in no_certs.stderr
+        assert not list(runs.glob("*/status.json"))  # nothing ran
+        run += _tls_args(dask_cluster.certs)
+        first = subprocess.run(run, capture_output=True, text=True, timeout=120)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "4 run(s)" in first.stdout and "4 finished" in first.stdout
+        names = ["x=1.0__seed=0", "x=1.0__seed=1", "x=2.0__seed=0", "x=2.0__seed=1"]
+        for name in names:
+            st = json.loads((runs / name / "status.json").read_text())
+            assert st["status"] == "finished", st
+            assert st["pid"] in worker_pids  # executed by the CLI-started workers, not by a LocalCluster
 
-    agg = subprocess.run([*cmd, "aggregate", str(runs), "--metric", "acc", "--rows", "x", "--cols", "epochs",
-                          "--no-plot"], capture_output=True, text=True, timeout=60)
-    assert agg.returncode == 0, agg.stdout + agg.stderr
-    for x in (1.0, 2.0):
-        vals = [toy_final(x, s) for s in (0, 1)]
-        assert f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals):.4f}" in agg.stdout
-    assert (runs / "aggregate" / "table_acc.csv").is_file()
+        again = subprocess.run(run, capture_output=True, text=True, timeout=120)  # a resubmitted job
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "4 skipped" in again.stdout and "0 failed" in again.stdout
+
+        agg = subprocess.run([*cmd, "aggregate", str(runs), "--metric", "acc", "--rows", "x", "--cols", "epochs",
+                              "--no-plot"], capture_output=True, text=True, timeout=60)
+        assert agg.returncode == 0, agg.stdout + agg.stderr
+        for x in (1.0, 2.0):
+            vals = [toy_final(x, s) for s in (0, 1)]
+            assert f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals):.4f}" in agg.stdout
+        assert (runs / "aggregate" / "table_acc.csv").is_file()
+
+    def test_tls_cluster_refuses_clients_without_its_certificates(self, dask_cluster, tmp_path):
+        """Scheduler, workers and nannies listen on tls:// only; a client needs this cluster's certificate:
+        plain TCP, TLS without a client certificate, and another cluster's (job's) certificates all fail."""
+        from distributed import Client
+
+        with Client(scheduler_file=str(dask_cluster.file), timeout="30s", security=dask_cluster.security) as c:
+            info = c.scheduler_info()
+            assert c.submit(int, "41").result() + 1 == 42  # the right certificates work
+        addresses = [info["address"], *info["workers"], *(w["nanny"] for w in info["workers"].values())]
+        assert len(addresses) == 5 and all(a.startswith("tls://127.0.0.1:") for a in addresses), addresses
+        other = _make_certs(tmp_path / "other-job-tls", "another-job")
+        impostors = {
+            "other job's certificates": sweep.tls_security(other.ca, other.cert, other.key),
+            "this CA, another certificate": sweep.tls_security(dask_cluster.certs.ca, other.cert, other.key),
+        }
+        for address in addresses:
+            assert _refused(address, dask_cluster.security) is None, address  # the job's own certificates work
+            assert _refused("tcp://" + address.split("://", 1)[1]) is not None, f"plain TCP accepted by {address}"
+            assert "TLS" in (_refused(address) or "accepted"), address  # no certificates at all
+            for what, security in impostors.items():
+                assert _refused(address, security) is not None, f"{address} accepted a client with {what}"
+            # TLS that trusts the cluster's CA but presents no certificate: the server aborts; with the
+            # certificate, the same probe gets Dask's first bytes (so the probe can tell the difference)
+            assert _raw_tls_reply(address, dask_cluster.certs.ca) == b"", address
+            assert _raw_tls_reply(address, dask_cluster.certs.ca, dask_cluster.certs.cert, dask_cluster.certs.key)
+
+
+def test_make_dask_certs_private_folder(tmp_path):
+    certs = _make_certs(tmp_path / "tls", "job-1")
+    assert stat.S_IMODE(certs.dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(certs.key.stat().st_mode) == 0o600
+    assert sorted(p.name for p in certs.dir.iterdir()) == ["ca.pem", "cert.pem", "key.pem"]  # no CA key left
+    text = subprocess.run(["openssl", "x509", "-in", str(certs.cert), "-noout", "-subject", "-issuer"],
+                          capture_output=True, text=True, timeout=30).stdout
+    assert "CN = job-1" in text and "CN = job-1 CA" in text
+    # an existing folder (made by someone else, or stale) is never reused
+    again = subprocess.run(["bash", str(MAKE_CERTS), str(certs.dir)], capture_output=True, text=True, timeout=30)
+    assert again.returncode == 1 and "must not exist yet" in again.stderr
+    usage = subprocess.run(["bash", str(MAKE_CERTS)], capture_output=True, text=True, timeout=30)
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+
+
+def test_cli_tls_options_are_checked(tmp_path):
+    cmd = [sys.executable, "-m", "dgnlib.sweep", "run", "--notebook", str(TOY), "-p", "x=1", "-o", str(tmp_path / "r")]
+    out = subprocess.run([*cmd, "--scheduler-file", "s.json", "--tls-ca-file", "ca.pem"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2 and "--tls-cert, --tls-key missing" in out.stderr
+    out = subprocess.run([*cmd, "--tls-ca-file", "a", "--tls-cert", "b", "--tls-key", "c"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2 and "give --scheduler or --scheduler-file too" in out.stderr
+    with pytest.raises(FileNotFoundError, match=r"TLS cert '.*nope.pem' does not exist"):
+        sweep.tls_security(TOY, tmp_path / "nope.pem", TOY)
 
 
 # ------------------------------------------------------------------------ the batch script
@@ -210,8 +336,14 @@ def test_sbatch_script_runs_the_table1_sweep_on_its_scheduler_file(monkeypatch):
     assert "--scheduler-file" in words and "-o" in words
     assert re.search(r"-m dgnlib\.sweep aggregate \"\$RUN_DIR\"", text)
     assert _default_of("RUN_DIR", text) == "runs/table1"
-    assert re.search(r"-m dask scheduler --scheduler-file \"\$SCHEDULER_FILE\"", text)
-    assert re.search(r"-m dask worker --scheduler-file \"\$SCHEDULER_FILE\" --nworkers 1 --nthreads 1", text)
+    assert re.search(r"-m dask scheduler --scheduler-file \"\$SCHEDULER_FILE\" --protocol tls --port 0 "
+                     r"\"\$\{tls\[@\]\}\"", text)
+    assert re.search(r"-m dask worker --scheduler-file \"\$SCHEDULER_FILE\" --nworkers 1 --nthreads 1 "
+                     r"\"\$\{tls\[@\]\}\"", text)
+    assert words[words.index("--scheduler-file") + 2] == "${tls[@]}"  # the sweep's client uses them too
+    assert re.search(r'^tls=\(--tls-ca-file "\$TLS_DIR/ca.pem" --tls-cert "\$TLS_DIR/cert.pem" '
+                     r'--tls-key "\$TLS_DIR/key.pem"\)$', text, re.M)
+    assert re.search(r'^bash examples/slurm/make_dask_certs.sh "\$TLS_DIR"', text, re.M)
     assert re.search(r"^trap cleanup EXIT$", text, re.M)
 
 
@@ -279,11 +411,39 @@ def _run_sbatch(tmp_path: Path, timeout: float, **env) -> tuple[subprocess.Compl
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, None), run_dir
 
 
+def _probe_while_running(sched_file: Path, other_certs: SimpleNamespace, done: threading.Event, found: dict):
+    """While the batch script runs: once its scheduler file appears, try to connect without the job's
+    certificates (plain TCP, another job's certificates); record the address and the outcomes."""
+    while not done.is_set():
+        try:
+            address = json.loads(sched_file.read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.2)
+            continue
+        found["address"] = address
+        found["tcp"] = _refused("tcp://" + address.split("://", 1)[1])
+        found["other job"] = _refused(address, sweep.tls_security(other_certs.ca, other_certs.cert, other_certs.key))
+        return
+
+
 def test_sbatch_script_end_to_end_with_fake_srun(tmp_path):
-    res, run_dir = _run_sbatch(tmp_path, timeout=150)
+    other = _make_certs(tmp_path / "other-job-tls", "another-job")
+    done, found = threading.Event(), {}
+    probe = threading.Thread(target=_probe_while_running,
+                             args=(tmp_path / "runs" / "scheduler.json", other, done, found), daemon=True)
+    probe.start()
+    try:
+        res, run_dir = _run_sbatch(tmp_path, timeout=150)
+    finally:
+        done.set()
+        probe.join(timeout=30)
     out = res.stdout
     assert res.returncode == 0, out + "\n".join(_tail(p) for p in sorted((run_dir / "dask-logs").glob("*.log")))
-    assert "2 worker(s) connected" in out and "4 run(s)" in out and "4 finished" in out
+    assert "2 worker(s) connected to tls://127.0.0.1:" in out and "4 run(s)" in out and "4 finished" in out
+    # the job's cluster refused clients without its certificates, and its private folder is gone
+    assert found.get("address", "").startswith("tls://127.0.0.1:"), found
+    assert found["tcp"] is not None and found["other job"] is not None, found
+    assert not list(run_dir.glob(".dask-tls-*"))
     for x in (1.0, 2.0):
         vals = [toy_final(x, s) for s in (0, 1)]
         assert f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals):.4f}" in out

