@@ -348,19 +348,32 @@ def readout_jacobians(params: EIParams, state, cfg: EIConfig):
     return tuple(J)
 
 
-def feedback_weights(params: EIParams, state, cfg: EIConfig, average: bool = False, eps: float = 1e-12):
+def feedback_weights(params: EIParams, state, cfg: EIConfig, average: bool = False, eps: float = 1e-12,
+                     sample_weights=None):
     """Feedback weights ``Q_l`` from an (open-loop) state.
 
-    Each column of :func:`readout_jacobians` is multiplied by ``phi_I'(u_I)``, then each
-    sample's ``K x n_l`` matrix is scaled to Frobenius norm 1. Returns a tuple of
-    ``(B, K, n_l)`` arrays, or with ``average=True`` the batch mean of the normalised
-    matrices, ``(K, n_l)`` (not re-normalised).
+    Each column of :func:`readout_jacobians` is multiplied by ``phi_I'(u_I)``, giving the raw
+    per-sample matrices ``J_l`` ``(B, K, n_l)``. Default: each sample's ``K x n_l`` matrix
+    scaled to Frobenius norm 1, ``(B, K, n_l)``. With ``average=True``: the batch mean of the
+    RAW matrices, then scaled to Frobenius norm 1, ``(K, n_l)`` -- the order of the paper's
+    code (average, then normalise; the mean of normalised matrices would have norm < 1).
+    ``sample_weights``: optional ``(B,)`` weights of the batch mean (e.g. a 0/1 mask of the
+    valid rows of a padded batch); only with ``average=True``. ``eps`` guards the division.
     """
+    if sample_weights is not None and not average:
+        raise ValueError("sample_weights is only used with average=True (the batch mean)")
     Js = readout_jacobians(params, state, cfg)
     Qs = []
     for J, u_I in zip(Js, state.u_I):
         Q = J * cfg.phi_I.slope(u_I)[:, None, :]
-        norm = jnp.sqrt(jnp.sum(Q * Q, axis=(1, 2), keepdims=True))
-        Q = Q / jnp.maximum(norm, eps)
-        Qs.append(jnp.mean(Q, axis=0) if average else Q)
+        if average:
+            if sample_weights is None:
+                Q = jnp.mean(Q, axis=0)
+            else:
+                w = jnp.asarray(sample_weights, Q.dtype)
+                Q = jnp.tensordot(w, Q, axes=(0, 0)) / jnp.maximum(jnp.sum(w), 1.0)
+            norm = jnp.sqrt(jnp.sum(Q * Q))
+        else:
+            norm = jnp.sqrt(jnp.sum(Q * Q, axis=(1, 2), keepdims=True))
+        Qs.append(Q / jnp.maximum(norm, eps))
     return tuple(Qs)

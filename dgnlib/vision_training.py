@@ -435,9 +435,9 @@ def masked_train_step(params: EIParams, opt_state, rule_state: RuleState, x, lab
         new_rule_state = rule_state
     else:
         ol, ol_stats = solve_open_loop(params, x, ei, cfg.solver, on_failure="flag")
-        Q = feedback_weights(params, ol, ei, average=False)
-        if cfg.average_jacobian:
-            Q = tuple(_masked_mean_rows(q, w, n) for q in Q)
+        # batch-averaged: the mean of the raw Jacobians over the valid rows, then normalised
+        Q = feedback_weights(params, ol, ei, average=cfg.average_jacobian,
+                             sample_weights=w if cfg.average_jacobian else None)
         cl, cl_stats = solve_closed_loop(params, x, targets, Q, ol, ei, cfg.solver, on_failure="flag")
         if cfg.rule == "exact":
             errs = exact_inverse_errors(cl, ei)
