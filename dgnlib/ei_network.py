@@ -26,8 +26,10 @@ from __future__ import annotations
 import operator
 from typing import NamedTuple, Sequence, Tuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .activations import SoftRectifier, softplus
 from .controller import LeakyPI
@@ -43,6 +45,7 @@ __all__ = [
     "layer_sizes",
     "check_params",
     "check_inputs",
+    "check_finite",
     "input_drive",
     "zero_state",
     "dynamic_part",
@@ -235,6 +238,26 @@ def check_inputs(params: EIParams, x, y=None, Q=None) -> None:
                 raise ValueError(
                     f"Q[{l}] must have shape ({B}, {K}, {n}) or ({K}, {n}), got {jnp.shape(q)}"
                 )
+
+
+def check_finite(x, name: str = "x"):
+    """``x``, checked to hold only finite numbers (no NaN or infinity).
+
+    Concrete arrays are checked on the host (``ValueError`` naming ``name`` and counting the
+    bad values). Under ``jit``/``vmap`` (tracers) the check is attached to the returned array
+    with ``equinox.error_if``: using the result raises a runtime error naming ``name``.
+    A NaN input would otherwise give, e.g., a silent NaN loss with the BP baseline.
+    """
+    if isinstance(x, jax.core.Tracer):
+        return eqx.error_if(x, jnp.logical_not(jnp.all(jnp.isfinite(x))),
+                            f"{name} must be finite, but it holds NaN or infinite values")
+    host = np.asarray(x)
+    if np.issubdtype(host.dtype, np.inexact):
+        bad = ~np.isfinite(host)
+        if bad.any():
+            raise ValueError(f"{name} must be finite, but {int(bad.sum())} of its {host.size} values "
+                             f"are NaN or infinite (first at index {tuple(int(i) for i in np.argwhere(bad)[0])})")
+    return x
 
 
 # ----------------------------------------------------------------------------- helpers
