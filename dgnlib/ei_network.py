@@ -248,15 +248,17 @@ def check_finite(x, name: str = "x"):
     with ``equinox.error_if``: using the result raises a runtime error naming ``name``.
     A NaN input would otherwise give, e.g., a silent NaN loss with the BP baseline.
     """
+    if not jnp.issubdtype(jnp.result_type(x), jnp.inexact):
+        return x  # integers (e.g. uint8 pixels) are always finite
     if isinstance(x, jax.core.Tracer):
         return eqx.error_if(x, jnp.logical_not(jnp.all(jnp.isfinite(x))),
                             f"{name} must be finite, but it holds NaN or infinite values")
-    host = np.asarray(x)
-    if np.issubdtype(host.dtype, np.inexact):
-        bad = ~np.isfinite(host)
-        if bad.any():
-            raise ValueError(f"{name} must be finite, but {int(bad.sum())} of its {host.size} values "
-                             f"are NaN or infinite (first at index {tuple(int(i) for i in np.argwhere(bad)[0])})")
+    if isinstance(x, jax.Array) and bool(jnp.all(jnp.isfinite(x))):
+        return x  # reduced on the device: no copy of a large array to the host
+    bad = ~np.isfinite(np.asarray(x))
+    if bad.any():
+        raise ValueError(f"{name} must be finite, but {int(bad.sum())} of its {bad.size} values "
+                         f"are NaN or infinite (first at index {tuple(int(i) for i in np.argwhere(bad)[0])})")
     return x
 
 

@@ -69,6 +69,9 @@ def check_labels(labels, num_classes: int, name: str = "labels"):
     if isinstance(labels, jax.core.Tracer):
         bad = jnp.any((labels < 0) | (labels >= num_classes))
         return eqx.error_if(labels, bad, f"{expected}; some labels lie outside that range")
+    if isinstance(labels, jax.Array) and (labels.size == 0 or (
+            int(jnp.min(labels)) >= 0 and int(jnp.max(labels)) < num_classes)):
+        return labels  # reduced on the device: no copy to the host
     host = np.asarray(labels)
     if host.size and (host.min() < 0 or host.max() >= num_classes):
         n_bad = int(np.sum((host < 0) | (host >= num_classes)))
