@@ -26,8 +26,10 @@ from __future__ import annotations
 import operator
 from typing import NamedTuple, Sequence, Tuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .activations import SoftRectifier, softplus
 from .controller import LeakyPI
@@ -43,6 +45,7 @@ __all__ = [
     "layer_sizes",
     "check_params",
     "check_inputs",
+    "check_finite",
     "input_drive",
     "zero_state",
     "dynamic_part",
@@ -237,6 +240,28 @@ def check_inputs(params: EIParams, x, y=None, Q=None) -> None:
                 )
 
 
+def check_finite(x, name: str = "x"):
+    """``x``, checked to hold only finite numbers (no NaN or infinity).
+
+    Concrete arrays are checked on the host (``ValueError`` naming ``name`` and counting the
+    bad values). Under ``jit``/``vmap`` (tracers) the check is attached to the returned array
+    with ``equinox.error_if``: using the result raises a runtime error naming ``name``.
+    A NaN input would otherwise give, e.g., a silent NaN loss with the BP baseline.
+    """
+    if not jnp.issubdtype(jnp.result_type(x), jnp.inexact):
+        return x  # integers (e.g. uint8 pixels) are always finite
+    if isinstance(x, jax.core.Tracer):
+        return eqx.error_if(x, jnp.logical_not(jnp.all(jnp.isfinite(x))),
+                            f"{name} must be finite, but it holds NaN or infinite values")
+    if isinstance(x, jax.Array) and bool(jnp.all(jnp.isfinite(x))):
+        return x  # reduced on the device: no copy of a large array to the host
+    bad = ~np.isfinite(np.asarray(x))
+    if bad.any():
+        raise ValueError(f"{name} must be finite, but {int(bad.sum())} of its {bad.size} values "
+                         f"are NaN or infinite (first at index {tuple(int(i) for i in np.argwhere(bad)[0])})")
+    return x
+
+
 # ----------------------------------------------------------------------------- helpers
 def input_drive(params: EIParams, x):
     """``ff0 = x @ W_1 + b_1``, shape ``(B, n_1)``: the constant drive of layer 1."""
@@ -348,19 +373,32 @@ def readout_jacobians(params: EIParams, state, cfg: EIConfig):
     return tuple(J)
 
 
-def feedback_weights(params: EIParams, state, cfg: EIConfig, average: bool = False, eps: float = 1e-12):
+def feedback_weights(params: EIParams, state, cfg: EIConfig, average: bool = False, eps: float = 1e-12,
+                     sample_weights=None):
     """Feedback weights ``Q_l`` from an (open-loop) state.
 
-    Each column of :func:`readout_jacobians` is multiplied by ``phi_I'(u_I)``, then each
-    sample's ``K x n_l`` matrix is scaled to Frobenius norm 1. Returns a tuple of
-    ``(B, K, n_l)`` arrays, or with ``average=True`` the batch mean of the normalised
-    matrices, ``(K, n_l)`` (not re-normalised).
+    Each column of :func:`readout_jacobians` is multiplied by ``phi_I'(u_I)``, giving the raw
+    per-sample matrices ``J_l`` ``(B, K, n_l)``. Default: each sample's ``K x n_l`` matrix
+    scaled to Frobenius norm 1, ``(B, K, n_l)``. With ``average=True``: the batch mean of the
+    RAW matrices, then scaled to Frobenius norm 1, ``(K, n_l)`` -- the order of the paper's
+    code (average, then normalise; the mean of normalised matrices would have norm < 1).
+    ``sample_weights``: optional ``(B,)`` weights of the batch mean (e.g. a 0/1 mask of the
+    valid rows of a padded batch); only with ``average=True``. ``eps`` guards the division.
     """
+    if sample_weights is not None and not average:
+        raise ValueError("sample_weights is only used with average=True (the batch mean)")
     Js = readout_jacobians(params, state, cfg)
     Qs = []
     for J, u_I in zip(Js, state.u_I):
         Q = J * cfg.phi_I.slope(u_I)[:, None, :]
-        norm = jnp.sqrt(jnp.sum(Q * Q, axis=(1, 2), keepdims=True))
-        Q = Q / jnp.maximum(norm, eps)
-        Qs.append(jnp.mean(Q, axis=0) if average else Q)
+        if average:
+            if sample_weights is None:
+                Q = jnp.mean(Q, axis=0)
+            else:
+                w = jnp.asarray(sample_weights, Q.dtype)
+                Q = jnp.tensordot(w, Q, axes=(0, 0)) / jnp.maximum(jnp.sum(w), 1.0)
+            norm = jnp.sqrt(jnp.sum(Q * Q))
+        else:
+            norm = jnp.sqrt(jnp.sum(Q * Q, axis=(1, 2), keepdims=True))
+        Qs.append(Q / jnp.maximum(norm, eps))
     return tuple(Qs)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .ei_network import EIConfig, EIParams, check_inputs, check_params, feedback_weights
+from .ei_network import EIConfig, EIParams, check_finite, check_inputs, check_params, feedback_weights
 from .learning_rules import (
     RuleState,
     bp_gradients,
@@ -32,7 +32,7 @@ from .learning_rules import (
     linear_threshold_gradients,
     mlp_forward,
 )
-from .losses import soft_targets, softmax_cross_entropy
+from .losses import check_labels, soft_targets, softmax_cross_entropy
 from .steady_state import SOLVERS, SolveStats, solve_closed_loop, solve_open_loop
 
 __all__ = [
@@ -82,20 +82,24 @@ def init_train_state(params: EIParams, optimizer: optax.GradientTransformation):
     return optimizer.init(params), init_rule_state(params)
 
 
-def make_targets(y, K: int, cfg: EIConfig = EIConfig()):
+def make_targets(y, K: int, cfg: EIConfig = EIConfig(), *, name: str = "y"):
     """``(targets (B, K), labels (B,))`` from integer labels ``(B,)`` or targets ``(B, K)``.
 
-    Integer labels become (soft) one-hot targets with ``cfg.target_value`` on the true
-    class (1.0 = hard labels, the paper's effective setting).
+    Integer labels must lie in ``0..K-1`` and become (soft) one-hot targets with
+    ``cfg.target_value`` on the true class (1.0 = hard labels, the paper's effective setting);
+    float targets must be finite. Bad values raise an error naming ``name`` (host-side, or at
+    run time under ``jit``: see :func:`~dgnlib.losses.check_labels`).
     """
-    y = jnp.asarray(y)
+    y = jnp.asarray(y) if not isinstance(y, jax.core.Tracer) else y
     if y.ndim == 1:
         if not jnp.issubdtype(y.dtype, jnp.integer):
-            raise ValueError(f"1-D y must hold integer labels, got dtype {y.dtype}")
+            raise ValueError(f"1-D {name} must hold integer labels, got dtype {y.dtype}")
+        y = check_labels(y, K, name)
         return soft_targets(y, K, cfg.target_value), y
     if y.ndim == 2 and y.shape[1] == K:
+        y = check_finite(y, name)
         return y.astype(jnp.float32), jnp.argmax(y, axis=-1)
-    raise ValueError(f"y must be integer labels (B,) or targets (B, {K}), got shape {y.shape}")
+    raise ValueError(f"{name} must be integer labels (B,) or targets (B, {K}), got shape {y.shape}")
 
 
 def _batch_metrics(logits, targets, labels):
@@ -120,6 +124,9 @@ def train_step(params: EIParams, opt_state, rule_state: RuleState, x_batch, y_ba
     (ignored by "bp"); ``average_jacobian``: batch-average ``Q``; ``on_failure``: "raise" |
     "flag" (see :mod:`dgnlib.steady_state`); ``lt_min_rate``/``lt_momentum``: guard and
     running-average factor of the linear-threshold fit.
+    ``x_batch`` must be finite and integer labels must lie in ``0..K-1``: otherwise a
+    ``ValueError`` naming the argument (or, under ``jit``, a runtime error from
+    ``equinox.error_if``), never a silent NaN or zero loss.
     Returns ``(params, opt_state, rule_state, TrainMetrics)``.
     """
     _check_choice("rule", rule, RULES)
@@ -129,8 +136,9 @@ def train_step(params: EIParams, opt_state, rule_state: RuleState, x_batch, y_ba
     if not isinstance(cfg, EIConfig):
         raise ValueError(f"cfg must be an EIConfig, got {type(cfg).__name__}")
     check_inputs(params, x_batch)
+    x_batch = check_finite(x_batch, "x_batch")
     K = params.W_out.shape[1]
-    targets, labels = make_targets(y_batch, K, cfg)
+    targets, labels = make_targets(y_batch, K, cfg, name="y_batch")
     if targets.shape[0] != x_batch.shape[0]:
         raise ValueError(
             f"y_batch has {targets.shape[0]} samples but x_batch has {x_batch.shape[0]}"
@@ -172,8 +180,9 @@ def evaluate(params: EIParams, x, labels, *, model: str = "ei", cfg: EIConfig = 
     _check_choice("model", model, MODELS)
     _check_choice("solver", solver, SOLVERS)
     check_inputs(params, x)
+    x = check_finite(x, "x")
     K = params.W_out.shape[1]
-    targets, lab = make_targets(labels, K, cfg)
+    targets, lab = make_targets(labels, K, cfg, name="labels")
     if targets.shape[0] != x.shape[0]:
         raise ValueError(f"labels has {targets.shape[0]} samples but x has {x.shape[0]}")
     if model == "ei":

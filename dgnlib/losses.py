@@ -6,10 +6,13 @@ loss with respect to ``yhat``).
 """
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["mse", "mse_error", "softmax_cross_entropy", "cross_entropy_error", "soft_targets"]
+__all__ = ["mse", "mse_error", "softmax_cross_entropy", "cross_entropy_error", "soft_targets",
+           "check_labels"]
 
 
 def mse(y, yhat):
@@ -35,13 +38,43 @@ def cross_entropy_error(y, logits):
 def soft_targets(labels, num_classes: int, value: float = 0.99):
     """One-hot targets with the true class at ``value`` and the rest at ``(1-value)/(K-1)``.
 
-    ``labels``: integer array ``(...,)``; returns float32 ``(..., num_classes)``.
-    ``value = 1`` gives hard one-hot targets.
+    ``labels``: integer array ``(...,)`` in ``0..num_classes-1`` (checked when concrete:
+    ``jax.nn.one_hot`` would silently turn any other label into a row of zeros); returns
+    float32 ``(..., num_classes)``. ``value = 1`` gives hard one-hot targets.
     """
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     if not 0.0 < value <= 1.0:
         raise ValueError(f"value must lie in (0, 1], got {value}")
+    if not isinstance(labels, jax.core.Tracer):
+        # concrete labels are checked here; under jit the caller checks them (check_labels)
+        check_labels(labels, num_classes)
     off = (1.0 - value) / (num_classes - 1)
     one_hot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
     return one_hot * (value - off) + off
+
+
+def check_labels(labels, num_classes: int, name: str = "labels"):
+    """``labels``, checked to be integers in ``0..num_classes-1``.
+
+    Concrete arrays are checked on the host (``ValueError`` naming ``name``, the values found
+    and the range expected). Under ``jit``/``vmap`` (tracers) the range check is attached to
+    the returned array with ``equinox.error_if``: using the result raises a runtime error
+    with the same kind of message. Out-of-range labels would otherwise become all-zero
+    one-hot rows, i.e. a silent loss of 0.
+    """
+    if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
+        raise ValueError(f"{name} must hold integer class labels, got dtype {jnp.result_type(labels)}")
+    expected = f"{name} must hold class labels in 0..{num_classes - 1} ({num_classes} classes)"
+    if isinstance(labels, jax.core.Tracer):
+        bad = jnp.any((labels < 0) | (labels >= num_classes))
+        return eqx.error_if(labels, bad, f"{expected}; some labels lie outside that range")
+    if isinstance(labels, jax.Array) and (labels.size == 0 or (
+            int(jnp.min(labels)) >= 0 and int(jnp.max(labels)) < num_classes)):
+        return labels  # reduced on the device: no copy to the host
+    host = np.asarray(labels)
+    if host.size and (host.min() < 0 or host.max() >= num_classes):
+        n_bad = int(np.sum((host < 0) | (host >= num_classes)))
+        raise ValueError(f"{expected}, got {n_bad} of {host.size} outside it "
+                         f"(values from {host.min()} to {host.max()})")
+    return labels

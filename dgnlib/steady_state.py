@@ -1,7 +1,11 @@
 """Steady states of the E/I network: one interface, two solvers.
 
 * ``solver="ode"``: integrate the network dynamics with diffrax (Tsit5, PID step control,
-  steady-state event) from the initial state until the steady-state event fires.
+  steady-state event) from the initial state until the steady-state event fires. The event
+  is checked per sample, as in the paper's code (which solves every sample on its own): it
+  fires once every sample's own ``rms(du/dt)`` is below ``event_atol + event_rtol *
+  rms(its state)`` (:func:`per_sample_steady_state_event`), so a large or slow sample
+  neither loosens nor ends the solve of the others. The batch shares one step size.
 * ``solver="algebraic"``: solve the fixed-point equations directly (spec section 3).
   Every unit solves ``u_E + phi_I(phi_E(u_E) - q) = ff`` (strictly increasing and convex
   in ``u_E``, slope >= 1) by Newton, which converges from any start to the unique root;
@@ -55,6 +59,7 @@ __all__ = [
     "unit_root",
     "closed_loop_residual",
     "closed_loop_jacobian",
+    "per_sample_steady_state_event",
 ]
 
 SOLVERS = ("algebraic", "ode")
@@ -68,11 +73,11 @@ class SteadyStateError(RuntimeError):
 class SolveStats(NamedTuple):
     """Statistics of one solve (scalars, or arrays under ``vmap``).
 
-    ``steps``: ODE solver steps (accepted + rejected), or Newton iterations on ``c``
-    (0 in open loop) for the algebraic solver. ``unit_iterations``: the largest number
+    ``steps``: ODE solver steps (accepted + rejected), or Newton
+    iterations on ``c`` (0 in open loop) for the algebraic solver. ``unit_iterations``: the largest number
     of scalar Newton iterations of one layer in any sweep (algebraic; 0 for ODE).
     ``residual``: ``max |tau du/dt|`` at the returned state. ``success``: steady state
-    reached (ODE: the steady-state event fired; algebraic: residual within tolerance).
+    reached (ODE: every sample's steady-state event fired; algebraic: residual within tolerance).
     """
 
     steps: jax.Array
@@ -293,10 +298,36 @@ def _ode_pieces(cfg: EIConfig):
     return diffrax.ODETerm(f), diffrax.Tsit5(), ctrl
 
 
+def _per_sample_rms(tree):
+    """Root mean square over everything of each sample (leading axis) of a pytree: ``(B,)``."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    sq = sum(jnp.sum(jnp.reshape(a * a, (a.shape[0], -1)), axis=1) for a in leaves)
+    return jnp.sqrt(sq / sum(a[0].size for a in leaves))
+
+
+def per_sample_steady_state_event(rtol: float, atol: float):
+    """Steady-state condition of a batched solve, checked sample by sample.
+
+    A ``cond_fn`` for ``diffrax.Event``: true once EVERY sample ``b`` satisfies
+    ``rms(du_b/dt) < atol + rtol * rms(u_b)`` (rms over that sample's whole state, as
+    ``diffrax.steady_state_event`` computes it for one sample). This is the criterion of the
+    paper's code, which solves each sample on its own; ``diffrax.steady_state_event`` on the
+    whole batch would instead compare rms norms over the batch, so one sample with a large
+    state loosens (and one fast sample can end) the solve of every other sample.
+    """
+
+    def cond_fn(t, y, args, *, terms, solver, **kwargs):
+        del kwargs
+        vf = solver.func(terms, t, y, args)
+        return jnp.all(_per_sample_rms(vf) < atol + rtol * _per_sample_rms(y))
+
+    return cond_fn
+
+
 def _ode_solve(params, ff0, dyn0, cfg, Q, y):
     term, solver, ctrl = _ode_pieces(cfg)
     o = cfg.ode
-    event = diffrax.Event(diffrax.steady_state_event(rtol=o.event_rtol, atol=o.event_atol))
+    event = diffrax.Event(per_sample_steady_state_event(rtol=o.event_rtol, atol=o.event_atol))
     sol = diffrax.diffeqsolve(
         term, solver, 0.0, o.t1, o.dt0, dyn0, args=(params, ff0, Q, y),
         stepsize_controller=ctrl, event=event, max_steps=o.max_steps, throw=False,

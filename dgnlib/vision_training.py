@@ -51,7 +51,7 @@ import optax
 
 from . import checkpoint as _ckpt
 from .activations import linearised_inverse
-from .ei_network import EIConfig, EIParams, Layer, feedback_weights, init_params
+from .ei_network import EIConfig, EIParams, Layer, check_finite, feedback_weights, init_params
 from .ei_training import RULES
 from .learning_rules import (
     RuleState,
@@ -61,7 +61,7 @@ from .learning_rules import (
     mlp_forward,
     readout_error,
 )
-from .losses import soft_targets, softmax_cross_entropy
+from .losses import check_labels, soft_targets, softmax_cross_entropy
 from .steady_state import SOLVERS, SolveStats, SteadyStateError, solve_closed_loop, solve_open_loop
 
 __all__ = [
@@ -246,6 +246,7 @@ def _check_split(name, x, y, n_classes=None, n_in=None):
         raise ValueError(f"x_{name} must be uint8 pixels or floats, got dtype {x.dtype}")
     if x.dtype != np.uint8:
         x = x.astype(np.float32) if isinstance(x, np.ndarray) else x.astype(_F32)
+        check_finite(x, f"x_{name}")
     y = np.asarray(y) if not isinstance(y, jax.Array) else y
     if y.ndim != 1 or not jnp.issubdtype(y.dtype, jnp.integer):
         raise ValueError(f"y_{name} must be 1-D integer labels, got dtype {y.dtype} shape {y.shape}")
@@ -412,6 +413,9 @@ def masked_train_step(params: EIParams, opt_state, rule_state: RuleState, x, lab
     least one 1. Every batch mean is taken over the valid samples only, so the result is the
     step on the unpadded batch. Soft targets with ``cfg.soft_target`` feed the loss, the BP
     gradient and the controller. Returns ``(params, opt_state, rule_state, StepSums)``.
+    The inner step of the jitted epoch: under ``jit`` it does not check its data (labels in
+    ``0..K-1``, finite ``x``); :func:`make_arrays`, :func:`train_epoch` and
+    :func:`train_batch` do, on the host.
     """
     ei = ei_config(cfg)
     K = params.W_out.shape[1]
@@ -435,9 +439,9 @@ def masked_train_step(params: EIParams, opt_state, rule_state: RuleState, x, lab
         new_rule_state = rule_state
     else:
         ol, ol_stats = solve_open_loop(params, x, ei, cfg.solver, on_failure="flag")
-        Q = feedback_weights(params, ol, ei, average=False)
-        if cfg.average_jacobian:
-            Q = tuple(_masked_mean_rows(q, w, n) for q in Q)
+        # batch-averaged: the mean of the raw Jacobians over the valid rows, then normalised
+        Q = feedback_weights(params, ol, ei, average=cfg.average_jacobian,
+                             sample_weights=w if cfg.average_jacobian else None)
         cl, cl_stats = solve_closed_loop(params, x, targets, Q, ol, ei, cfg.solver, on_failure="flag")
         if cfg.rule == "exact":
             errs = exact_inverse_errors(cl, ei)
@@ -607,6 +611,10 @@ def _check_data(data, state):
         if x.ndim != 2 or x.shape[1] != n_in or y.shape != (x.shape[0],):
             raise ValueError(f"data.x_{split}/y_{split} must have shapes (n, {n_in}) and (n,), got "
                              f"{x.shape} and {y.shape}")
+        # the jitted epoch does not check its data: a bad label would give a silent loss
+        check_labels(y, state.params.W_out.shape[-1], f"data.y_{split}")
+        if x.dtype != jnp.uint8:
+            check_finite(x, f"data.x_{split}")
 
 
 def train_epoch(state: RunState, data: VisionArrays, cfg: TrainConfig):
@@ -629,10 +637,16 @@ _batch_jit = jax.jit(jax.vmap(_batch_one, in_axes=(0, None, None, None, None)), 
 
 
 def train_batch(state: RunState, x, y, mask, cfg: TrainConfig):
-    """One training step of every seed on the same batch (jitted; no checks beyond the config):
-    ``x`` ``(B, n_in)`` uint8 or float, ``y`` ``(B,)`` int, ``mask`` ``(B,)`` bool. For per-batch
-    Python loops (benchmark, debugging). Returns ``(state, StepSums)``; ``state.epoch`` unchanged."""
-    return _batch_jit(state, x, y, mask, _program_cfg(_checked(cfg)))
+    """One training step of every seed on the same batch (jitted):
+    ``x`` ``(B, n_in)`` uint8 or finite floats, ``y`` ``(B,)`` int labels in ``0..n_classes-1``,
+    ``mask`` ``(B,)`` bool (labels and finiteness are checked on the host; shapes are not).
+    For per-batch Python loops (benchmark, debugging). Returns ``(state, StepSums)``;
+    ``state.epoch`` unchanged."""
+    cfg = _checked(cfg)
+    check_labels(y, cfg.n_classes, "y")
+    if jnp.result_type(x) != jnp.uint8:
+        check_finite(x, "x")
+    return _batch_jit(state, x, y, mask, _program_cfg(cfg))
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -160,7 +160,10 @@ def test_feedback_weights_normalised_and_averaged():
         ratio = Q[l] / raw  # one positive constant per sample
         np.testing.assert_allclose(ratio, ratio[:, :1, :1] * jnp.ones_like(ratio), rtol=1e-4)
         assert Qa[l].shape == Q[l].shape[1:]
-        np.testing.assert_allclose(Qa[l], jnp.mean(Q[l], axis=0), rtol=1e-6)
+        # batch average as in the paper's code: mean of the RAW matrices, then normalised
+        mean_raw = jnp.mean(raw, axis=0)
+        np.testing.assert_allclose(Qa[l], mean_raw / jnp.sqrt(jnp.sum(mean_raw ** 2)), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(jnp.sqrt(jnp.sum(Qa[l] ** 2)), 1.0, rtol=1e-5)
     # with a different inhibitory slope the weights change (phi_I' enters)
     cfg2 = CFG._replace(phi_I=SoftRectifier(1.0, 3.0, 1.0))
     ol2 = ol._replace(u_I=tuple(u * 0.3 for u in ol.u_I))
