@@ -562,7 +562,8 @@ def solve(state: State, ts, x, y=None, *, mode: str = "evaluate", rule: str = "e
     targets (needed when the mode uses control; zeros otherwise). Integrates on
     ``[0, t1]`` (default: ``ts[-1] + (ts[1] - ts[0])``, i.e. the full window).
     Returns ``(final_state, trace)`` with :class:`Trace` sampled at ``ts``.
-    Raises :class:`SolverError` if the solve fails (e.g. reaches ``max_steps``).
+    Raises :class:`SolverError` if the solve fails; its message and ``cause`` say why (a field
+    that is NaN at a finite state, a diverged state, or too small a ``max_steps``).
     """
     _check_mode(mode)
     _check_error_form(error_form)
@@ -725,7 +726,7 @@ def run_experiment(epochs: int = 60, seed: int = 2, *, burn_in_epochs: int = 4, 
     ``progress`` (e.g. a tqdm bar) gets ``update(1)`` per burn-in or training epoch.
     ``threefry_partitionable``: if not None, the random draws use that JAX RNG setting
     (``False`` reproduces the 2023 RNG that the published log used).
-    Raises :class:`SolverError` if any solve fails, naming the epoch.
+    Raises :class:`SolverError` if any solve fails, naming the epoch, the network and the cause.
     """
     _check_error_form(error_form)
     for name, v, lo in (("epochs", epochs, 0), ("burn_in_epochs", burn_in_epochs, 0), ("max_steps", max_steps, 1)):
