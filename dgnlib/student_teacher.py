@@ -492,9 +492,10 @@ def _diagnose(code, state0, state_end, stats, t1, ts, x, y, mode, rule, params, 
     (see :class:`SolverError`).
 
     Finds the last finite state (replaying the solve, keeping every accepted step, if the
-    state it stopped at is not finite) and takes one step from there: a NaN or infinite stage derivative at a finite state means the field
-    itself is not defined there (no step size helps); otherwise the state overflowed
-    (diverged), or the field was finite all along and only ``max_steps`` was too small."""
+    state it stopped at is not finite) and takes one step from there: a NaN or infinite stage
+    derivative at a finite state means the field itself is not defined there (no step size
+    helps); otherwise the state overflowed (diverged), or the field was finite all along and
+    only ``max_steps`` was too small."""
     steps, rejected = int(stats.steps), int(stats.rejected)
     t1 = float(t1)
     bad0 = _nonfinite_parts(state0)
