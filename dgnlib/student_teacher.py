@@ -159,7 +159,29 @@ class SineInputs(NamedTuple):
 
 
 class SolverError(RuntimeError):
-    """An ODE solve did not finish successfully (e.g. it reached ``max_steps``)."""
+    """An ODE solve did not finish successfully. The message says why; ``cause`` names it:
+
+    * ``"nonfinite_field"``: the vector field is NaN or infinite at a finite state, so every
+      step is rejected whatever its size (more ``max_steps`` cannot help);
+    * ``"nonfinite_state"``: the state or its trace became NaN or infinite (diverged);
+    * ``"max_steps"``: the field is finite but the window needs more than ``max_steps``
+      steps (the message estimates how many, and gives the local Jacobian's eigenvalues);
+    * ``"other"``: another diffrax failure (its message is quoted); ``None`` if unknown.
+
+    ``t`` is the time (s, local to the window) the solve reached, where known."""
+
+    def __init__(self, message: str, cause: Optional[str] = None, t: Optional[float] = None):
+        super().__init__(message)
+        self.cause = cause
+        self.t = t
+
+
+class _SolveStats(NamedTuple):
+    """Solver statistics of one solve: all steps, rejected steps, time reached."""
+
+    steps: jax.Array
+    rejected: jax.Array
+    t_end: jax.Array
 
 
 # ----------------------------------------------------------------------------- checks
@@ -198,9 +220,35 @@ def init_network(key, n_in: int = 30, n_hidden: int = 20, n_out: int = 2, scale:
     return _f32(Network(W1, b1, W2, b2))
 
 
+# Below this Frobenius norm a Jacobian is normalised from the logarithms of its entries (see
+# feedback_target); above it the plain quotient is exact to float32 rounding and is used as is.
+_NORM_FLOOR = 1e-15
+
+
+def _log_slope(phi: SoftRectifier, u):
+    """``log phi'(u) = log(a beta) + log_sigmoid(beta (u - s))``: finite where ``phi'(u)`` underflows."""
+    return jnp.log(phi.a * phi.beta) + jax.nn.log_sigmoid(phi.beta * (u - phi.s))
+
+
+def _normalise(J, log_abs, sign, q_norm):
+    """``q_norm * J / ||J||_F``. Where ``||J||_F`` is tiny (entries underflow in float32, e.g.
+    for a strongly dis-inhibited unit with ``u_I`` far below the shift) the same quotient is
+    computed as ``sign * exp(log_abs - max log_abs)``, normalised: the exact limit instead of 0/0."""
+    norm = jnp.sqrt(jnp.sum(J**2))
+    direct = q_norm * J / jnp.sqrt(jnp.sum(J**2))  # the plain form (NaN at 0/0, then not selected)
+    scaled = sign * jnp.exp(log_abs - jnp.max(log_abs))
+    scaled = q_norm * scaled / jnp.sqrt(jnp.sum(scaled**2))
+    return jnp.where(norm > _NORM_FLOOR, direct, scaled)
+
+
 def feedback_target(u: Potentials, net: Network, params: Params) -> Feedback:
     """Normalised output-rate Jacobians: J2 = D_E2 D_I2 (n_out, n_out),
-    J1 = D_E2 W2^T D_E1 D_I1 (n_out, n_h), each scaled to Frobenius norm ``q_norm``."""
+    J1 = D_E2 W2^T D_E1 D_I1 (n_out, n_h), each scaled to Frobenius norm ``q_norm``.
+
+    The direction ``J / ||J||_F`` is defined for every finite state, also where the slopes
+    underflow (a dis-inhibited inhibitory unit has ``phi_I'(u_I) ~ exp(u_I - s)``, zero in
+    float32 below ``u_I ~ -100`` and its square already below ``u_I ~ -45``): there it is
+    computed from the logarithms of the entries instead of as 0/0."""
     dE1 = params.phi_E.slope(u.uE1)
     dI1 = params.phi_I.slope(u.uI1)
     dE2 = params.phi_E.slope(u.uE2)
@@ -208,10 +256,14 @@ def feedback_target(u: Potentials, net: Network, params: Params) -> Feedback:
     J2 = jnp.diag(dE2 * dI2)
     J1 = dE2[:, None] * net.W2.T * (dE1 * dI1)[None, :]
 
-    def normed(J):
-        return params.q_norm * J / jnp.sqrt(jnp.sum(J**2))
-
-    return Feedback(normed(J1), normed(J2))
+    lE2 = _log_slope(params.phi_E, u.uE2)
+    l1 = _log_slope(params.phi_E, u.uE1) + _log_slope(params.phi_I, u.uI1)
+    n_out = u.uE2.shape[0]
+    eye = jnp.eye(n_out, dtype=J2.dtype)
+    log2 = jnp.where(eye > 0, jnp.diag(lE2 + _log_slope(params.phi_I, u.uI2)), -jnp.inf)
+    log1 = lE2[:, None] + jnp.log(jnp.abs(net.W2.T)) + l1[None, :]
+    return Feedback(_normalise(J1, log1, jnp.sign(net.W2.T), params.q_norm),
+                    _normalise(J2, log2, eye, params.q_norm))
 
 
 def init_state(net: Network, params: Params = Params()) -> State:
@@ -295,14 +347,20 @@ def vector_field(t, state: State, args, error_form: str = "published") -> State:
             slope = phi_E.slope(uE)
         return (rE - m) * slope
 
+    # A switched-off part gets exactly zero (``where``, not a product with 0, so that a value
+    # that is not finite in a part that does not move cannot make the whole field NaN).
+    def gated(switch, value):
+        return jnp.where(switch > 0, value, jnp.zeros_like(value))
+
     k_w = mode.learn_W / params.tau_W
     err1 = err(u.uE1, rE1, u.uI1)
     err2 = err(u.uE2, rE2, u.uI2)
-    dnet = Network(k_w * jnp.outer(x, err1), k_w * err1, k_w * jnp.outer(rE1, err2), k_w * err2)
+    dnet = Network(*(gated(mode.learn_W, k_w * d)
+                     for d in (jnp.outer(x, err1), err1, jnp.outer(rE1, err2), err2)))
 
     J = feedback_target(u, net, params)
     k_q = mode.learn_Q / params.tau_Q
-    dQ = Feedback(k_q * (J.Q1 - Q.Q1), k_q * (J.Q2 - Q.Q2))
+    dQ = Feedback(gated(mode.learn_Q, k_q * (J.Q1 - Q.Q1)), gated(mode.learn_Q, k_q * (J.Q2 - Q.Q2)))
     return State(Potentials(duE1, duI1, duE2, duI2), dc_int, dnet, dQ)
 
 
@@ -313,8 +371,11 @@ def _observe(t, state: State, args) -> Trace:
     return Trace(r_out, lcl, c)
 
 
-def _solve(state, ts, x, y, mode, rule, params, t1, error_form, max_steps):
-    """Unchecked solve on [0, t1]; returns (final state, Trace at ts, result code, steps).
+_DTMIN, _DTMAX = 1e-4, 1e-2  # the step-size limits of the paper's code (s)
+
+
+def _problem(state, ts, x, y, mode, rule, params, error_form):
+    """(term, flat initial state, unravel, args, step-size controller) of one solve.
 
     The solver integrates the state flattened into one vector (the RMS error norm is the
     same as over the pytree); this keeps the per-step overhead of the solver small."""
@@ -323,26 +384,34 @@ def _solve(state, ts, x, y, mode, rule, params, t1, error_form, max_steps):
     y_interp = diffrax.LinearInterpolation(ts=ts, ys=y)
     controller = diffrax.PIDController(
         rtol=1e-3, atol=1e-6, pcoeff=0.1, icoeff=0.3, dcoeff=0.1,
-        dtmin=1e-4, dtmax=1e-2, factormin=0.1, factormax=2.0,
+        dtmin=_DTMIN, dtmax=_DTMAX, factormin=0.1, factormax=2.0,
     )
 
     def field(t, flat, args):
         return ravel_pytree(vector_field(t, unravel(flat), args, error_form=error_form))[0]
+
+    return diffrax.ODETerm(field), flat0, unravel, (params, mode, rule, x_interp, y_interp), controller
+
+
+def _solve(state, ts, x, y, mode, rule, params, t1, error_form, max_steps):
+    """Unchecked solve on [0, t1]; returns (final state, Trace at ts, result code, _SolveStats).
+    On failure the final state is the one the solver stopped at, reached at ``_SolveStats.t_end``."""
+    term, flat0, unravel, args, controller = _problem(state, ts, x, y, mode, rule, params, error_form)
 
     def observe(t, flat, args):
         return _observe(t, unravel(flat), args)
 
     saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts, fn=observe), diffrax.SubSaveAt(t1=True)])
     sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field), diffrax.Tsit5(), t0=0.0, t1=t1, dt0=1e-3, y0=flat0,
-        args=(params, mode, rule, x_interp, y_interp),
+        term, diffrax.Tsit5(), t0=0.0, t1=t1, dt0=1e-3, y0=flat0, args=args,
         saveat=saveat, stepsize_controller=controller, max_steps=max_steps, throw=False,
     )
     trace, final = sol.ys
     # a solve that "succeeds" with non-finite values is reported as a failure too
     finite = jnp.all(jnp.isfinite(final[-1])) & jnp.all(jnp.isfinite(trace.r)) & jnp.all(jnp.isfinite(trace.lcl))
     code = jnp.where((sol.result._value == 0) & ~finite, _NONFINITE_CODE, sol.result._value)
-    return unravel(final[-1]), trace, code, sol.stats["num_steps"]
+    stats = _SolveStats(sol.stats["num_steps"], sol.stats["num_rejected_steps"], sol.ts[1][-1])
+    return unravel(final[-1]), trace, code, stats
 
 
 def _result_messages():
@@ -353,15 +422,131 @@ def _result_messages():
 _NONFINITE_CODE = next((i for i, m in enumerate(_result_messages()) if m.startswith("Nonfinite")), 9)
 
 
-def _raise_if_failed(codes, steps, what, names=None):
+_MAX_STEPS_CODE = next((i for i, m in enumerate(_result_messages()) if m.startswith("The maximum number")), 1)
+
+
+def _raise_if_failed(codes, steps, what, names=None, diagnose=None):
+    """Raise :class:`SolverError` for the first failed element. ``diagnose(i, code)``, where
+    given, returns ``(cause, explanation, t)`` for element ``i``; without it the message
+    quotes diffrax."""
     codes = np.atleast_1d(np.asarray(codes))
     steps = np.atleast_1d(np.asarray(steps))
     for i, code in enumerate(codes):
         if int(code) != 0:
-            messages = _result_messages()
-            msg = messages[int(code)] if int(code) < len(messages) else f"diffrax result code {int(code)}"
-            who = names[i] if names is not None else f"batch element {i}"
-            raise SolverError(f"ODE solve failed ({what}, {who}, after {int(steps[i])} steps): {msg}")
+            who = f", {names[i]}" if names is not None else (f", batch element {i}" if len(codes) > 1 else "")
+            if diagnose is not None:
+                cause, msg, t = diagnose(i, int(code))
+            else:
+                cause, msg, t = None, _diffrax_message(int(code)), None
+            raise SolverError(f"ODE solve failed ({what}{who}, after {int(steps[i])} steps): {msg}", cause, t)
+
+
+def _diffrax_message(code):
+    messages = _result_messages()
+    return messages[code] if code < len(messages) else f"diffrax result code {code}"
+
+
+_PART_NAMES = ("uE1", "uI1", "uE2", "uI2", "c_int", "W1", "b1", "W2", "b2", "Q1", "Q2")
+
+
+def _nonfinite_parts(state: State):
+    """Names (``_PART_NAMES``) of the parts of ``state`` that hold a NaN or infinity."""
+    leaves = list(state.u) + [state.c_int] + list(state.net) + list(state.Q)
+    return [n for n, a in zip(_PART_NAMES, leaves) if not np.all(np.isfinite(np.asarray(a)))]
+
+
+@partial(jax.jit, static_argnames=("error_form", "max_steps"))
+def _replay(state, ts, x, y, mode, rule, params, t1, error_form, max_steps):
+    """A failed solve again, keeping every accepted step: times (max_steps,) and flat states
+    (max_steps, D), padded with inf after the last step."""
+    term, flat0, _, args, controller = _problem(state, ts, x, y, mode, rule, params, error_form)
+    sol = diffrax.diffeqsolve(
+        term, diffrax.Tsit5(), t0=0.0, t1=t1, dt0=1e-3, y0=flat0, args=args, saveat=diffrax.SaveAt(steps=True),
+        stepsize_controller=controller, max_steps=max_steps, throw=False,
+    )
+    return sol.ts, sol.ys
+
+
+@partial(jax.jit, static_argnames=("error_form",))
+def _probe(flat, t, dt, state, ts, x, y, mode, rule, params, error_form):
+    """One Tsit5 step of size ``dt`` from the flat state ``flat`` at ``t``: returns its stage
+    derivatives (7, D), and the Jacobian of the potentials' and controller's derivatives with
+    respect to the potentials and controller at ``(t, flat)`` (weights and Q held)."""
+    term, _, unravel, args, _ = _problem(state, ts, x, y, mode, rule, params, error_form)
+    solver = diffrax.Tsit5()
+    solver_state = solver.init(term, t, t + dt, flat, args)
+    _, _, dense, _, _ = solver.step(term, t, t + dt, flat, args, solver_state, made_jump=False)
+    s = unravel(flat)
+    fast0, unravel_fast = ravel_pytree((s.u, s.c_int))
+
+    def fast_field(z):
+        u, c_int = unravel_fast(z)
+        d = vector_field(t, s._replace(u=u, c_int=c_int), args, error_form=error_form)
+        return ravel_pytree((d.u, d.c_int))[0]
+
+    return dense["k"], jax.jacfwd(fast_field)(fast0)
+
+
+def _diagnose(code, state0, state_end, stats, t1, ts, x, y, mode, rule, params, error_form, max_steps):
+    """``(cause, explanation, t)`` of a failed solve from ``state0`` that stopped at ``state_end``
+    (see :class:`SolverError`).
+
+    Finds the last finite state (replaying the solve, keeping every accepted step, if the
+    state it stopped at is not finite) and takes one step from there: a NaN or infinite stage
+    derivative at a finite state means the field itself is not defined there (no step size
+    helps); otherwise the state overflowed (diverged), or the field was finite all along and
+    only ``max_steps`` was too small."""
+    steps, rejected = int(stats.steps), int(stats.rejected)
+    t1 = float(t1)
+    bad0 = _nonfinite_parts(state0)
+    if bad0:
+        return ("nonfinite_state", f"the initial state is NaN or infinite (in {', '.join(bad0)})", 0.0)
+    args = (ts, x, y, mode, rule, params)
+    flat0, unravel = ravel_pytree(state0)
+    if _nonfinite_parts(state_end):
+        times, flats = (np.asarray(a) for a in _replay(state0, *args, jnp.float32(t1), error_form, max_steps))
+    else:  # the state it stopped at is finite: that is the last one
+        times, flats = np.array([float(stats.t_end)]), np.asarray(ravel_pytree(state_end)[0])[None]
+    valid = np.isfinite(times)
+    finite_rows = np.all(np.isfinite(flats), axis=1)
+    blown = np.flatnonzero(valid & ~finite_rows)
+    if blown.size:  # the first accepted step that left the finite states
+        k = int(blown[0])
+        prev, t_prev = (flats[k - 1], float(times[k - 1])) if k > 0 else (np.asarray(flat0), 0.0)
+        dt = float(times[k]) - t_prev
+    else:  # all accepted states finite: probe a minimal step from the last one
+        last = np.flatnonzero(valid)
+        prev, t_prev = (flats[last[-1]], float(times[last[-1]])) if last.size else (np.asarray(flat0), 0.0)
+        dt = min(_DTMIN, max(t1 - t_prev, 1e-9))
+    stages, jac = _probe(jnp.asarray(prev), jnp.float32(t_prev), jnp.float32(dt), state0, *args, error_form)
+    stages = np.asarray(stages)
+    bad_stage = [i for i in range(stages.shape[0]) if not np.all(np.isfinite(stages[i]))]
+    if bad_stage:
+        parts = ", ".join(f"d{n}/dt" for n in _nonfinite_parts(unravel(jnp.asarray(stages[bad_stage[0]]))))
+        return ("nonfinite_field",
+                f"the vector field is NaN or infinite at t = {t_prev:.4g} s of {t1:.4g} s (in {parts}) although the "
+                f"state there is finite, so no step size can pass this point ({rejected} of {steps} steps "
+                "rejected); increasing max_steps cannot help: the model is not defined at this state", t_prev)
+    if blown.size or code == _NONFINITE_CODE:
+        return ("nonfinite_state", f"the solution became NaN or infinite after t = {t_prev:.4g} s of {t1:.4g} s "
+                "although the vector field was finite there: it diverged (overflow)", t_prev)
+    if code != _MAX_STEPS_CODE:
+        return "other", _diffrax_message(code), t_prev
+    eig = np.linalg.eigvals(np.asarray(jac, np.float64)) + 0.0  # + 0.0: no "-0" in the text
+    t_end = float(stats.t_end)
+    accepted = steps - rejected
+    text = (f"max_steps = {max_steps} was reached at t = {t_end:.4g} s of {t1:.4g} s ({rejected} of {steps} steps "
+            f"rejected). There the potentials and controller have Jacobian eigenvalues with largest real part "
+            f"{eig.real.max():.3g}/s and largest modulus {np.abs(eig).max():.3g}/s")
+    if eig.real.max() > 0:
+        text += f" (locally unstable: perturbations grow e-fold in {1 / eig.real.max():.2g} s)"
+    if accepted > 0 and t_end > 0:
+        needed = int(np.ceil(steps * t1 / t_end))
+        text += (f"; the mean accepted step is {t_end / accepted:.2g} s (limits {_DTMIN:g}..{_DTMAX:g} s), at which "
+                 f"the window needs about {needed} steps: raise max_steps to that if the run should go on")
+    else:
+        text += "; no step was accepted, so increasing max_steps cannot help"
+    return "max_steps", text, t_end
 
 
 @partial(jax.jit, static_argnames=("error_form", "max_steps"))
@@ -378,7 +563,8 @@ def solve(state: State, ts, x, y=None, *, mode: str = "evaluate", rule: str = "e
     targets (needed when the mode uses control; zeros otherwise). Integrates on
     ``[0, t1]`` (default: ``ts[-1] + (ts[1] - ts[0])``, i.e. the full window).
     Returns ``(final_state, trace)`` with :class:`Trace` sampled at ``ts``.
-    Raises :class:`SolverError` if the solve fails (e.g. reaches ``max_steps``).
+    Raises :class:`SolverError` if the solve fails; its message and ``cause`` say why (a field
+    that is NaN at a finite state, a diverged state, or too small a ``max_steps``).
     """
     _check_mode(mode)
     _check_error_form(error_form)
@@ -399,10 +585,13 @@ def solve(state: State, ts, x, y=None, *, mode: str = "evaluate", rule: str = "e
         raise ValueError(f"y must have shape (len(ts), n_out) = {(ts.shape[0], n_out)}, got {y.shape}")
     if t1 is None:
         t1 = float(ts[-1] + (ts[1] - ts[0]))
-    final, trace, code, steps = _solve_jit(
-        state, ts, x, y, _f32(MODES[mode]), make_rule(rule, error_form, params), _f32(params),
-        jnp.float32(t1), error_form, int(max_steps))
-    _raise_if_failed(code, steps, f"mode={mode}, rule={rule}")
+    args = (ts, x, y, _f32(MODES[mode]), make_rule(rule, error_form, params), _f32(params))
+    final, trace, code, stats = _solve_jit(state, *args, jnp.float32(t1), error_form, int(max_steps))
+
+    def diagnose(i, code):
+        return _diagnose(code, state, final, stats, t1, *args, error_form, int(max_steps))
+
+    _raise_if_failed(code, stats.steps, f"mode={mode}, rule={rule}", diagnose=diagnose)
     return final, trace
 
 
@@ -427,11 +616,11 @@ _BATCH = 3
 @partial(jax.jit, static_argnames=("error_form", "max_steps"))
 def _solve_batch(states, ts, xs, ys, modes, rules, params, t1, error_form, max_steps):
     """``states``, ``xs``, ``ys``, ``modes``, ``rules``: tuples of 3 (stacked here, so the
-    host dispatches a single call). Returns (tuple of (final, Trace), codes (3,), steps (3,))."""
+    host dispatches a single call). Returns (tuple of (final, Trace), codes (3,), _SolveStats of (3,))."""
     solve_one = jax.vmap(_solve, in_axes=(0, None, 0, 0, 0, 0, None, None, None, None))
-    final, trace, code, steps = solve_one(_stack(*states), ts, jnp.stack(xs), jnp.stack(ys), _stack(*modes),
+    final, trace, code, stats = solve_one(_stack(*states), ts, jnp.stack(xs), jnp.stack(ys), _stack(*modes),
                                           _stack(*rules), params, t1, error_form, max_steps)
-    return tuple((_index(final, i), _index(trace, i)) for i in range(len(states))), code, steps
+    return tuple((_index(final, i), _index(trace, i)) for i in range(len(states))), code, stats
 
 
 def _stack(*trees):
@@ -457,13 +646,18 @@ class _Runner:
         SolverError if any solve failed."""
         n = len(jobs)
         jobs = list(jobs) + [jobs[-1]] * (_BATCH - n)  # pad with a copy (result unused)
-        out, code, steps = _solve_batch(
-            tuple(j[0] for j in jobs), self.ts, tuple(j[1] for j in jobs),
-            tuple(self.zeros if j[2] is None else j[2] for j in jobs), tuple(self.modes[j[3]] for j in jobs),
+        ys = tuple(self.zeros if j[2] is None else j[2] for j in jobs)
+        out, code, stats = _solve_batch(
+            tuple(j[0] for j in jobs), self.ts, tuple(j[1] for j in jobs), ys, tuple(self.modes[j[3]] for j in jobs),
             tuple(j[4] for j in jobs), self.params, self.t1, self.error_form, self.max_steps)
-        code, steps = jax.device_get((code, steps))
-        _raise_if_failed(code[:n], steps[:n], what, names)
-        self.last_steps = np.asarray(steps[:n])
+        code, stats = jax.device_get((code, stats))
+
+        def diagnose(i, code_i):
+            return _diagnose(code_i, jobs[i][0], out[i][0], _index(stats, i), self.t1, self.ts, jobs[i][1], ys[i],
+                             self.modes[jobs[i][3]], jobs[i][4], self.params, self.error_form, self.max_steps)
+
+        _raise_if_failed(code[:n], stats.steps[:n], what, names, diagnose)
+        self.last_steps = np.asarray(stats.steps[:n])
         return list(out[:n])
 
 
@@ -533,7 +727,7 @@ def run_experiment(epochs: int = 60, seed: int = 2, *, burn_in_epochs: int = 4, 
     ``progress`` (e.g. a tqdm bar) gets ``update(1)`` per burn-in or training epoch.
     ``threefry_partitionable``: if not None, the random draws use that JAX RNG setting
     (``False`` reproduces the 2023 RNG that the published log used).
-    Raises :class:`SolverError` if any solve fails, naming the epoch.
+    Raises :class:`SolverError` if any solve fails, naming the epoch, the network and the cause.
     """
     _check_error_form(error_form)
     for name, v, lo in (("epochs", epochs, 0), ("burn_in_epochs", burn_in_epochs, 0), ("max_steps", max_steps, 1)):
@@ -588,11 +782,13 @@ def run_experiment(epochs: int = 60, seed: int = 2, *, burn_in_epochs: int = 4, 
         """Open loop on [start, start + window], then controlled (no plasticity) on the next window."""
         _, x_ol = window_at(start)
         out = run([(teacher, x_ol, None, "evaluate", exact)]
-                  + [(s, x_ol, None, "evaluate", r) for s, r in zip(students, rules)], "demonstration")
+                  + [(s, x_ol, None, "evaluate", r) for s, r in zip(students, rules)], "demonstration, open loop",
+                  ["teacher"] + [f"{name} student" for name in STUDENTS])
         teacher2, tr_t = out[0]
         _, x_cl = window_at(start + window)
-        (_, tr_t2), = run([(teacher2, x_cl, None, "evaluate", exact)], "demonstration")[:1]
-        ctl = run([(f, x_cl, tr_t2.r, "control", r) for (f, _), r in zip(out[1:], rules)], "demonstration")
+        (_, tr_t2), = run([(teacher2, x_cl, None, "evaluate", exact)], "demonstration, targets", ["teacher"])[:1]
+        ctl = run([(f, x_cl, tr_t2.r, "control", r) for (f, _), r in zip(out[1:], rules)],
+                  "demonstration, controlled", [f"{name} student" for name in STUDENTS])
         t = np.concatenate([np.asarray(ts0), np.asarray(ts0) + window]) + start
         target = np.concatenate([np.asarray(tr_t.r), np.asarray(tr_t2.r)])
         outputs = np.stack([np.concatenate([np.asarray(out[1 + i][1].r), np.asarray(ctl[i][1].r)])
