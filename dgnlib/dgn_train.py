@@ -278,6 +278,8 @@ def run(params: DGNParams, data, lr, epochs: int, cfg: DGNConfig = DGNConfig(),
     """The colab's whole protocol for one network in one jitted call.
 
     ``data`` has ``x_train, y_train, x_test, y_test`` (see :class:`dgnlib.dgn_data.TabularData`).
+    A run whose loss becomes NaN or infinite warns (:class:`DivergenceWarning`, checked on the host
+    after the compiled program has returned) and returns its numbers as they are.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
@@ -298,7 +300,7 @@ def run_many(params: DGNParams, data, lr, epochs: int, cfg: DGNConfig = DGNConfi
     The networks are vmapped in chunks of ``chunk_size`` that run one after another inside the
     compiled program (``jax.lax.map(..., batch_size=chunk_size)``); the default is 1 on the CPU,
     where that is fastest, and ``S`` (everything vmapped at once) on accelerators. The numbers do
-    not depend on the chunking.
+    not depend on the chunking. One :class:`DivergenceWarning` names every network that diverged.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
