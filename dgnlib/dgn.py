@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
-    "LOSSES", "WEIGHT_FORMS", "SATURATION_RULES", "DGNConfig", "DGNParams",
+    "LOSSES", "WEIGHT_FORMS", "SATURATION_RULES", "DGNConfig", "DGNParams", "validate_config",
     "validate_architecture", "init", "init_colab", "init_many", "stack_params",
     "gates", "predict", "step", "sample_loss",
 ]
@@ -46,25 +46,62 @@ SATURATION_RULES = ("error_above_eps", "in_range", "always")
 
 
 def _check_option(name: str, value, allowed) -> None:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
-class DGNConfig(NamedTuple):
-    """Static options of a DGN (hashable, so it can be a static jit argument)."""
-
+class _DGNConfigFields(NamedTuple):
     loss: str = "bernoulli"
     weight_form: str = "colab"
     saturation_rule: str = "error_above_eps"
     eps: float = 0.01
 
+
+class DGNConfig(_DGNConfigFields):
+    """Static options of a DGN (hashable, so it can be a static jit argument).
+
+    Every way of building one checks its options: the constructor, ``cfg._replace(...)``,
+    ``DGNConfig._make(...)`` and unpickling all raise ``ValueError`` naming the bad field, so no
+    entry point can run with an unknown option.
+
+    Arguments:
+        loss: ``"bernoulli"`` or ``"square"``.
+        weight_form: ``"colab"`` or ``"per_neuron"``.
+        saturation_rule: ``"error_above_eps"``, ``"in_range"`` or ``"always"``.
+        eps: output clipping and saturation threshold, a number in ``(0, 0.5)``.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, loss: str = "bernoulli", weight_form: str = "colab",
+                saturation_rule: str = "error_above_eps", eps: float = 0.01):
+        return _checked(super().__new__(cls, loss, weight_form, saturation_rule, eps))
+
+    @classmethod
+    def _make(cls, iterable):  # used by _replace: route it through the checks of __new__
+        return cls(*iterable)
+
     def validate(self) -> "DGNConfig":
-        _check_option("loss", self.loss, LOSSES)
-        _check_option("weight_form", self.weight_form, WEIGHT_FORMS)
-        _check_option("saturation_rule", self.saturation_rule, SATURATION_RULES)
-        if not (isinstance(self.eps, (int, float)) and 0.0 < self.eps < 0.5):
-            raise ValueError(f"eps must be a number in (0, 0.5), got {self.eps!r}")
-        return self
+        """Check the options again (they were checked at construction); returns ``self``."""
+        return _checked(self)
+
+
+def _checked(cfg):
+    _check_option("loss", cfg.loss, LOSSES)
+    _check_option("weight_form", cfg.weight_form, WEIGHT_FORMS)
+    _check_option("saturation_rule", cfg.saturation_rule, SATURATION_RULES)
+    eps = cfg.eps
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not 0.0 < eps < 0.5:
+        raise ValueError(f"eps must be a number in (0, 0.5), got {eps!r}")
+    return cfg
+
+
+def validate_config(cfg) -> DGNConfig:
+    """``cfg`` if it is a :class:`DGNConfig` with valid options; raises ``TypeError`` for any other
+    object (a plain tuple, a dict) and ``ValueError`` naming a bad option."""
+    if not isinstance(cfg, DGNConfig):
+        raise TypeError(f"cfg must be a dgnlib.dgn.DGNConfig, got {type(cfg).__name__}: {cfg!r}")
+    return _checked(cfg)
 
 
 class DGNParams(NamedTuple):
@@ -175,13 +212,16 @@ def _drive(w, g, layer_input, weight_form):
     ``"colab"``: ``eff[n] = sum_b g[n, b] sum_m w[m, b]``; ``"summed"``: the same with ``w``
     already summed over neurons, ``(B, I)``; ``"per_neuron"``: ``eff[n] = sum_b g[n, b] w[n, b]``.
     """
-    # Written as multiply-and-reduce rather than matrix-vector products: for these small
-    # per-sample shapes XLA fuses them into one loop, also when vmapped over many networks.
-    if weight_form == "summed":
-        return jnp.sum(g * jnp.sum(w * layer_input, axis=-1), axis=-1)
+    # Written as contractions (einsum), not as multiply-and-reduce (jnp.sum(g * jnp.sum(w * x, -1), -1)):
+    # jax/jaxlib 0.10.2 on x86 CPUs miscompiles the latter when it is jitted and vmapped over more
+    # than 16 rows (tests/test_jax_canary.py), which made per-neuron float32 test metrics wrong.
+    if weight_form == "per_neuron":
+        return jnp.einsum("nb,nb->n", g, jnp.einsum("nbi,i->nb", w, layer_input))
     if weight_form == "colab":
-        return jnp.sum(g * jnp.sum(w.sum(axis=0) * layer_input, axis=-1), axis=-1)
-    return jnp.sum(g * jnp.sum(w * layer_input, axis=-1), axis=-1)
+        w = w.sum(axis=0)
+    elif weight_form != "summed":
+        raise ValueError(f"weight_form must be one of {WEIGHT_FORMS}, got {weight_form!r}")
+    return jnp.einsum("nb,b->n", g, jnp.einsum("bi,i->b", w, layer_input))
 
 
 def _learn_mask(y, r_unclipped, cfg):
@@ -189,7 +229,15 @@ def _learn_mask(y, r_unclipped, cfg):
         return jnp.abs(y - r_unclipped) > cfg.eps
     if cfg.saturation_rule == "in_range":
         return (r_unclipped >= cfg.eps) & (r_unclipped <= 1 - cfg.eps)
-    return jnp.ones_like(r_unclipped, dtype=bool)
+    if cfg.saturation_rule == "always":
+        return jnp.ones_like(r_unclipped, dtype=bool)
+    raise ValueError(f"saturation_rule must be one of {SATURATION_RULES}, got {cfg.saturation_rule!r}")
+
+
+def _is_bernoulli(cfg) -> bool:
+    if cfg.loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
+    return cfg.loss == "bernoulli"
 
 
 def _forward(weights, layer_gates, x, y, cfg, summed=False):
@@ -200,7 +248,7 @@ def _forward(weights, layer_gates, x, y, cfg, summed=False):
     ``w -= lr * g[:, :, None] * outer(err, layer_input)[:, None, :]`` is the local update.
     """
     eps = cfg.eps
-    bernoulli = cfg.loss == "bernoulli"
+    bernoulli = _is_bernoulli(cfg)
     r = jnp.clip(jax.nn.sigmoid(x), eps, 1 - eps) if bernoulli else x
     local = []
     for w, g in zip(weights, layer_gates):
@@ -222,6 +270,7 @@ def _forward(weights, layer_gates, x, y, cfg, summed=False):
 
 def predict(params: DGNParams, x, cfg: DGNConfig = DGNConfig(), layer_gates=None):
     """Prediction for one sample ``x`` ``(d,)`` (probability of class 1, or regression output)."""
+    cfg = validate_config(cfg)
     if layer_gates is None:
         layer_gates = gates(params.hyperplanes, x)
     pred, _ = _forward(params.weights, layer_gates, x, 0.0, cfg)
@@ -234,6 +283,7 @@ def step(params: DGNParams, x, y, lr, cfg: DGNConfig = DGNConfig(), layer_gates=
     Returns ``(new_params, prediction)``; the prediction is made before the update.
     ``layer_gates`` may be passed when precomputed with :func:`gates`.
     """
+    cfg = validate_config(cfg)
     if layer_gates is None:
         layer_gates = gates(params.hyperplanes, x)
     pred, local = _forward(params.weights, layer_gates, x, y, cfg)
@@ -246,6 +296,6 @@ def step(params: DGNParams, x, y, lr, cfg: DGNConfig = DGNConfig(), layer_gates=
 
 def sample_loss(y, pred, cfg: DGNConfig = DGNConfig()):
     """Per-sample loss: log loss of the (clipped) probability, or ``(y - pred)^2 / 2``."""
-    if cfg.loss == "bernoulli":
+    if _is_bernoulli(validate_config(cfg)):
         return -(y * jnp.log(pred) + (1 - y) * jnp.log(1 - pred))
     return 0.5 * (y - pred) ** 2

@@ -84,9 +84,10 @@ def _loss(y, pred, classification):
 
 def run_numpy(data, n_neurons=(100, 10, 1), n_branches=20, lr=1e-4, epochs=3,
               classification=True, seed=12345, implementation="vectorised",
-              weight_form="colab", planes=None):
+              weight_form="colab", planes=None, return_weights=False):
     """The colab's whole protocol. Returns a list of per-epoch dicts (epoch 0: no update),
-    with keys ``train_loss``, ``test_loss`` and, for classification, ``*_accuracy``."""
+    with keys ``train_loss``, ``test_loss`` and, for classification, ``*_accuracy``; with
+    ``return_weights=True``, ``(history, final weights as a list of (N_k, B, I_k) arrays)``."""
     if planes is None:
         planes = numpy_hyperplanes(data.x_train.shape[1], n_neurons, n_branches, seed)
     n_inputs = [data.x_train.shape[1] + 1] + [n + 1 for n in n_neurons[:-1]]
@@ -104,4 +105,4 @@ def run_numpy(data, n_neurons=(100, 10, 1), n_branches=20, lr=1e-4, epochs=3,
             if classification:
                 record[f"{split}_accuracy"] = float(np.mean(np.round(preds) == ys))
         history.append(record)
-    return history
+    return (history, weights) if return_weights else history

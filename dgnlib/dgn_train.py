@@ -8,6 +8,7 @@ predictions made sample by sample *before* each update) followed by an evaluatio
 from __future__ import annotations
 
 import contextlib
+import warnings
 from functools import partial
 from typing import Callable, Iterator, NamedTuple, Optional
 
@@ -15,11 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .dgn import DGNConfig, DGNParams, _forward, gates, predict, sample_loss, step
+from .dgn import DGNConfig, DGNParams, _forward, gates, predict, sample_loss, step, validate_config
 
 __all__ = [
     "PRECISIONS", "precision", "validate_data", "train_epoch", "evaluate", "epoch_metrics",
     "run", "run_many", "iterate_epochs", "fit", "format_epoch_line", "header_lines", "RunResult",
+    "DivergenceWarning", "diverged_epoch",
 ]
 
 PRECISIONS = ("float32", "float64")
@@ -47,6 +49,7 @@ def validate_data(x, y, n_features: int, cfg: DGNConfig, name: str = "x"):
     and in {0, 1} for the Bernoulli loss. Returns NumPy float64 copies."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
+    cfg = validate_config(cfg)
     yname = "y" + name[1:]
     if x.ndim != 2:
         raise ValueError(f"{name} must have shape (n_samples, n_features), got shape {x.shape}")
@@ -87,6 +90,7 @@ def train_epoch(params: DGNParams, x, y, lr, cfg: DGNConfig = DGNConfig(), layer
     Returns ``(params, predictions (n,))``, each prediction made before its sample's update.
     ``layer_gates`` (``gates(params.hyperplanes, x)``) may be passed to reuse them across epochs.
     """
+    cfg = validate_config(cfg)  # at trace time: free in the compiled program
     if layer_gates is None:
         layer_gates = gates(params.hyperplanes, x)
     if cfg.weight_form == "colab":
@@ -115,7 +119,7 @@ def _summed_pass(sums, x, y, lr, cfg, layer_gates):
         xi, yi, gi = sample
         pred, local = _forward(sums, gi, xi, yi, cfg, summed=True)
         sums = tuple(
-            s - lr * jnp.sum(err[:, None] * g, axis=0)[:, None] * inp[None, :]  # sum_n g[n,b] err[n]
+            s - lr * jnp.einsum("n,nb->b", err, g)[:, None] * inp[None, :]  # sum_n g[n,b] err[n]
             for s, g, (err, inp) in zip(sums, gi, local)
         )
         return sums, (pred, tuple(err for err, _ in local), tuple(inp for _, inp in local))
@@ -147,6 +151,7 @@ def _train_epoch_colab(params, x, y, lr, cfg, layer_gates):
 @partial(jax.jit, static_argnames=("cfg",))
 def evaluate(params: DGNParams, x, cfg: DGNConfig = DGNConfig(), layer_gates=None):
     """Predictions ``(n,)`` for ``x`` ``(n, d)`` without learning."""
+    cfg = validate_config(cfg)
     if layer_gates is None:
         layer_gates = gates(params.hyperplanes, x)
     return jax.vmap(predict, in_axes=(None, 0, None, 0))(params, x, cfg, layer_gates)
@@ -154,9 +159,11 @@ def evaluate(params: DGNParams, x, cfg: DGNConfig = DGNConfig(), layer_gates=Non
 
 def epoch_metrics(y, preds, cfg: DGNConfig = DGNConfig()) -> dict:
     """Mean loss and, for the Bernoulli loss, accuracy ``mean(round(pred) == y)`` over the last axis."""
+    cfg = validate_config(cfg)
     out = {"loss": jnp.mean(sample_loss(y, preds, cfg), axis=-1)}
     if cfg.loss == "bernoulli":
-        out["accuracy"] = jnp.mean(jnp.round(preds) == y, axis=-1)
+        # in the predictions' precision (a mean of booleans would be float32 even in a float64 run)
+        out["accuracy"] = jnp.mean((jnp.round(preds) == y).astype(jnp.result_type(preds)), axis=-1)
     return out
 
 
@@ -213,8 +220,49 @@ class RunResult(NamedTuple):
     test: dict
 
 
+class DivergenceWarning(RuntimeWarning):
+    """A DGN run diverged: its loss became NaN or infinite (the learning rate is too large for the
+    weight form and loss). :func:`run`, :func:`run_many`, :func:`iterate_epochs` and :func:`fit`
+    warn on the host after the compiled program has returned, naming the run, the first diverged
+    epoch and the learning rate; the numbers they return are left as they are (NaN/inf)."""
+
+
+def diverged_epoch(result: RunResult):
+    """The first epoch whose train or test loss is not finite, or -1 where the run did not diverge.
+
+    Arguments:
+        result: a :class:`RunResult` of :func:`run` (metrics ``(epochs + 1,)``) or of
+            :func:`run_many` (``(S, epochs + 1)``).
+
+    Returns:
+        An ``int`` for one run, an ``(S,)`` integer array for many.
+    """
+    bad = ~(np.isfinite(np.asarray(result.train["loss"])) & np.isfinite(np.asarray(result.test["loss"])))
+    first = np.where(bad.any(axis=-1), bad.argmax(axis=-1), -1)
+    return int(first) if first.ndim == 0 else first
+
+
+def _divergence_text(epoch, lr, cfg, dtype, epochs):
+    return (f"loss not finite from epoch {epoch} of {epochs} (learning rate {lr:g}, loss={cfg.loss!r}, "
+            f"weight_form={cfg.weight_form!r}, {dtype})")
+
+
+def _warn_if_diverged(result, lr, cfg, dtype, epochs, what):
+    first = np.atleast_1d(diverged_epoch(result))
+    bad = np.flatnonzero(first >= 0)
+    if bad.size == 0:
+        return
+    lrs = np.broadcast_to(np.asarray(lr, dtype=float), first.shape)
+    if what == "run":
+        detail = "run diverged: " + _divergence_text(first[0], lrs[0], cfg, dtype, epochs)
+    else:
+        detail = f"run_many: {bad.size} of {first.size} networks diverged: " + "; ".join(
+            f"network {i}: " + _divergence_text(first[i], lrs[i], cfg, dtype, epochs) for i in bad)
+    warnings.warn(detail + ". Lower the learning rate.", DivergenceWarning, stacklevel=3)
+
+
 def _prepare(params, data, cfg, dtype_name, lr):
-    cfg = cfg.validate()
+    cfg = validate_config(cfg)
     n_features = _n_features(params)
     x_tr, y_tr = validate_data(data.x_train, data.y_train, n_features, cfg, "x_train")
     x_te, y_te = validate_data(data.x_test, data.y_test, n_features, cfg, "x_test")
@@ -230,13 +278,17 @@ def run(params: DGNParams, data, lr, epochs: int, cfg: DGNConfig = DGNConfig(),
     """The colab's whole protocol for one network in one jitted call.
 
     ``data`` has ``x_train, y_train, x_test, y_test`` (see :class:`dgnlib.dgn_data.TabularData`).
+    A run whose loss becomes NaN or infinite warns (:class:`DivergenceWarning`, checked on the host
+    after the compiled program has returned) and returns its numbers as they are.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
     with precision(dtype):
         cfg, params, (x_tr, y_tr, x_te, y_te), lr = _prepare(params, data, cfg, dtype, lr)
         params, tr, te = _run(params, x_tr, y_tr, x_te, y_te, lr, epochs, cfg)
-        return RunResult(params, epoch_metrics(y_tr, tr, cfg), epoch_metrics(y_te, te, cfg))
+        result = RunResult(params, epoch_metrics(y_tr, tr, cfg), epoch_metrics(y_te, te, cfg))
+    _warn_if_diverged(result, lr, cfg, dtype, epochs, "run")
+    return result
 
 
 def run_many(params: DGNParams, data, lr, epochs: int, cfg: DGNConfig = DGNConfig(),
@@ -248,7 +300,7 @@ def run_many(params: DGNParams, data, lr, epochs: int, cfg: DGNConfig = DGNConfi
     The networks are vmapped in chunks of ``chunk_size`` that run one after another inside the
     compiled program (``jax.lax.map(..., batch_size=chunk_size)``); the default is 1 on the CPU,
     where that is fastest, and ``S`` (everything vmapped at once) on accelerators. The numbers do
-    not depend on the chunking.
+    not depend on the chunking. One :class:`DivergenceWarning` names every network that diverged.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
@@ -272,7 +324,9 @@ def run_many(params: DGNParams, data, lr, epochs: int, cfg: DGNConfig = DGNConfi
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or not 1 <= chunk_size <= n_nets:
             raise ValueError(f"chunk_size must be an integer in [1, {n_nets}], got {chunk_size!r}")
         params, tr, te = _run_many(params, x_tr, y_tr, x_te, y_te, lr, epochs, cfg, chunk_size)
-        return RunResult(params, epoch_metrics(y_tr, tr, cfg), epoch_metrics(y_te, te, cfg))
+        result = RunResult(params, epoch_metrics(y_tr, tr, cfg), epoch_metrics(y_te, te, cfg))
+    _warn_if_diverged(result, lr, cfg, dtype, epochs, "run_many")
+    return result
 
 
 @partial(jax.jit, static_argnames=("cfg",))
@@ -293,18 +347,29 @@ def iterate_epochs(params: DGNParams, data, lr, epochs: int, cfg: DGNConfig = DG
 
     Yields one dict per epoch ``0 .. epochs`` with ``epoch``, ``train_loss``, ``test_loss``
     (and ``train_accuracy``, ``test_accuracy`` for the Bernoulli loss) as Python floats, and
-    ``params`` after that epoch.
+    ``params`` after that epoch. At the first epoch whose loss is not finite it warns once
+    (:class:`DivergenceWarning`) and goes on.
     """
+    yield from _iterate_epochs(params, data, lr, epochs, cfg, dtype, stacklevel=3)
+
+
+def _iterate_epochs(params, data, lr, epochs, cfg, dtype, stacklevel):
+    # stacklevel: the frame a DivergenceWarning points at (the user's, through iterate_epochs or fit)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
     with precision(dtype):
         cfg, params, arrays, lr = _prepare(params, data, cfg, dtype, lr)
+    diverged = False
     for epoch in range(epochs + 1):
         with precision(dtype):
             params, train, test = _epoch_program(params, *arrays, lr if epoch else 0 * lr, cfg)
             record = {"epoch": epoch}
             record.update({f"train_{k}": float(v) for k, v in train.items()})
             record.update({f"test_{k}": float(v) for k, v in test.items()})
+        if not diverged and not (np.isfinite(record["train_loss"]) and np.isfinite(record["test_loss"])):
+            diverged = True
+            warnings.warn("run diverged: " + _divergence_text(epoch, float(lr), cfg, dtype, epochs)
+                          + ". Lower the learning rate.", DivergenceWarning, stacklevel=stacklevel)
         record["params"] = params
         yield record
 
@@ -320,6 +385,7 @@ def format_epoch_line(record: dict) -> str:
 
 def header_lines(cfg: DGNConfig, epochs: int, lr) -> list:
     """The two lines printed before the epoch log."""
+    cfg = validate_config(cfg)
     problem = "classification (Bernoulli log loss)" if cfg.loss == "bernoulli" else "regression (square loss)"
     return [
         f"Problem: {problem}, epochs: {epochs}, learning rate: {lr:g}",
@@ -334,17 +400,17 @@ def fit(params: DGNParams, data, lr, epochs: int, cfg: DGNConfig = DGNConfig(),
     A tqdm progress bar (``tqdm.auto``: a widget in notebooks, stderr elsewhere) runs over the
     epochs without touching the printed log. Returns ``(params, history)``; ``history`` maps
     ``epoch``, ``train_loss``, ``test_loss`` (and the accuracies) to NumPy arrays of length
-    ``epochs + 1``.
+    ``epochs + 1``. A run whose loss becomes NaN or infinite warns (:class:`DivergenceWarning`).
     """
     from tqdm.auto import tqdm
 
-    cfg = cfg.validate()
+    cfg = validate_config(cfg)
     if log is not None:
         for line in header_lines(cfg, epochs, float(np.asarray(lr))):
             log(line)
     history: dict = {}
     with tqdm(total=epochs + 1, desc="epochs", disable=not progress, leave=False) as bar:
-        for record in iterate_epochs(params, data, lr, epochs, cfg, dtype):
+        for record in _iterate_epochs(params, data, lr, epochs, cfg, dtype, stacklevel=3):
             params = record.pop("params")
             for key, value in record.items():
                 history.setdefault(key, []).append(value)

@@ -1,4 +1,6 @@
 """Every bad input the DGN API can get raises a clear error naming the argument."""
+import pickle
+
 import jax
 import numpy as np
 import pytest
@@ -40,15 +42,94 @@ def test_impossible_architectures(kwargs, match, initialiser):
             dgn.init(jax.random.key(0), **args)
 
 
-@pytest.mark.parametrize("cfg,match", [
-    (dgn.DGNConfig(loss="hinge"), "loss must be one of"),
-    (dgn.DGNConfig(weight_form="dense"), "weight_form must be one of"),
-    (dgn.DGNConfig(saturation_rule="sometimes"), "saturation_rule must be one of"),
-    (dgn.DGNConfig(eps=0.7), "eps must be a number in"),
-])
-def test_unknown_options(data, params, cfg, match):
+BAD_OPTIONS = [
+    (dict(loss="hinge"), r"loss must be one of \('bernoulli', 'square'\), got 'hinge'"),
+    (dict(weight_form="xx"), r"weight_form must be one of \('colab', 'per_neuron'\), got 'xx'"),
+    (dict(saturation_rule="sometimes"), "saturation_rule must be one of .*, got 'sometimes'"),
+    (dict(eps=0.7), r"eps must be a number in \(0, 0.5\), got 0.7"),
+    (dict(eps="0.01"), r"eps must be a number in \(0, 0.5\), got '0.01'"),
+    (dict(weight_form=None), "weight_form must be one of .*, got None"),
+]
+
+
+@pytest.mark.parametrize("kwargs,match", BAD_OPTIONS)
+def test_config_construction_rejects_unknown_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        dgn_train.run(params, data, 1e-3, 1, cfg)
+        dgn.DGNConfig(**kwargs)
+    with pytest.raises(ValueError, match=match):
+        dgn.DGNConfig()._replace(**kwargs)
+    fields = dgn.DGNConfig()._asdict()
+    fields.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        dgn.DGNConfig._make(fields.values())
+    with pytest.raises(ValueError, match=match):
+        dgn.DGNConfig(*fields.values())
+
+
+def test_valid_config_is_hashable_and_replace_keeps_the_type():
+    cfg = dgn.DGNConfig(loss="square")._replace(weight_form="per_neuron")
+    assert type(cfg) is dgn.DGNConfig and cfg == dgn.DGNConfig("square", "per_neuron")
+    assert hash(cfg) == hash(dgn.DGNConfig("square", "per_neuron")) and cfg.validate() is cfg
+    assert pickle.loads(pickle.dumps(cfg)) == cfg
+
+
+def _bypassing(**kwargs):
+    """A DGNConfig whose bad option skipped the constructor's checks (tuple.__new__)."""
+    fields = dgn.DGNConfig()._asdict()
+    fields.update(kwargs)
+    return tuple.__new__(dgn.DGNConfig, tuple(fields.values()))
+
+
+def _entry_points(data, params):
+    x = np.asarray(data.x_train, np.float32)
+    y = np.asarray(data.y_train, np.float32)
+    p32 = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), params)
+    many = dgn.stack_params([params, params])
+    return {
+        "dgn.step": lambda cfg: dgn.step(p32, x[0], y[0], 1e-3, cfg),
+        "dgn.predict": lambda cfg: dgn.predict(p32, x[0], cfg),
+        "dgn.sample_loss": lambda cfg: dgn.sample_loss(y, y, cfg),
+        "train_epoch": lambda cfg: dgn_train.train_epoch(p32, x, y, 1e-3, cfg),
+        "evaluate": lambda cfg: dgn_train.evaluate(p32, x, cfg),
+        "epoch_metrics": lambda cfg: dgn_train.epoch_metrics(y, y, cfg),
+        "validate_data": lambda cfg: dgn_train.validate_data(x, y, 3, cfg),
+        "header_lines": lambda cfg: dgn_train.header_lines(cfg, 1, 1e-3),
+        "run": lambda cfg: dgn_train.run(params, data, 1e-3, 1, cfg),
+        "run_many": lambda cfg: dgn_train.run_many(many, data, 1e-3, 1, cfg),
+        "iterate_epochs": lambda cfg: list(dgn_train.iterate_epochs(params, data, 1e-3, 1, cfg)),
+        "fit": lambda cfg: dgn_train.fit(params, data, 1e-3, 1, cfg, progress=False, log=None),
+    }
+
+
+ENTRY_POINTS = ["dgn.step", "dgn.predict", "dgn.sample_loss", "train_epoch", "evaluate", "epoch_metrics",
+                "validate_data", "header_lines", "run", "run_many", "iterate_epochs", "fit"]
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(loss="hinge"), "loss must be one of"),
+    (dict(weight_form="xx"), "weight_form must be one of"),
+    (dict(saturation_rule="sometimes"), "saturation_rule must be one of"),
+])
+def test_every_entry_point_rejects_a_config_that_skipped_the_checks(data, params, entry, kwargs, match):
+    call = _entry_points(data, params)[entry]
+    with pytest.raises(ValueError, match=match):
+        call(_bypassing(**kwargs))
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_every_entry_point_rejects_a_config_of_another_type(data, params, entry):
+    call = _entry_points(data, params)[entry]
+    with pytest.raises(TypeError, match="cfg must be a dgnlib.dgn.DGNConfig, got tuple"):
+        call(("bernoulli", "colab", "error_above_eps", 0.01))
+
+
+def test_private_reductions_do_not_fall_through():
+    g, w, x = np.ones((2, 3)), np.ones((2, 3, 4)), np.ones(4)
+    with pytest.raises(ValueError, match="weight_form must be one of .*, got 'xx'"):
+        dgn._drive(w, g, x, "xx")
+    with pytest.raises(ValueError, match="saturation_rule must be one of .*, got 'never'"):
+        dgn._learn_mask(1.0, np.array([0.5]), _bypassing(saturation_rule="never"))
 
 
 def test_unknown_precision(data, params):
