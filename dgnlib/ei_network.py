@@ -253,8 +253,12 @@ def check_finite(x, name: str = "x"):
     if isinstance(x, jax.core.Tracer):
         return eqx.error_if(x, jnp.logical_not(jnp.all(jnp.isfinite(x))),
                             f"{name} must be finite, but it holds NaN or infinite values")
-    if isinstance(x, jax.Array) and bool(jnp.all(jnp.isfinite(x))):
-        return x  # reduced on the device: no copy of a large array to the host
+    if isinstance(x, jax.Array):
+        # Reduced on the device (no copy of a large array to the host), eagerly, also when a
+        # concrete array is closed over inside a jitted function.
+        with jax.ensure_compile_time_eval():
+            if bool(jnp.all(jnp.isfinite(x))):
+                return x
     bad = ~np.isfinite(np.asarray(x))
     if bad.any():
         raise ValueError(f"{name} must be finite, but {int(bad.sum())} of its {bad.size} values "

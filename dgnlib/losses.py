@@ -69,9 +69,12 @@ def check_labels(labels, num_classes: int, name: str = "labels"):
     if isinstance(labels, jax.core.Tracer):
         bad = jnp.any((labels < 0) | (labels >= num_classes))
         return eqx.error_if(labels, bad, f"{expected}; some labels lie outside that range")
-    if isinstance(labels, jax.Array) and (labels.size == 0 or (
-            int(jnp.min(labels)) >= 0 and int(jnp.max(labels)) < num_classes)):
-        return labels  # reduced on the device: no copy to the host
+    if isinstance(labels, jax.Array):
+        # Reduced on the device (no copy to the host), eagerly, also when a concrete array is
+        # closed over inside a jitted function.
+        with jax.ensure_compile_time_eval():
+            if labels.size == 0 or (int(jnp.min(labels)) >= 0 and int(jnp.max(labels)) < num_classes):
+                return labels
     host = np.asarray(labels)
     if host.size and (host.min() < 0 or host.max() >= num_classes):
         n_bad = int(np.sum((host < 0) | (host >= num_classes)))

@@ -135,3 +135,18 @@ def test_average_jacobian_is_normalised_mean_of_raw_jacobians():
         assert np.max(np.abs(other - want)) > 100 * 1e-5 * np.max(np.abs(want))  # >> the tolerance above
     with pytest.raises(ValueError, match="sample_weights"):
         feedback_weights(params, ol, CFG, sample_weights=w)
+
+
+def test_checks_of_concrete_arrays_closed_over_inside_jit():
+    """A concrete array closed over by a jitted function is checked when traced (not turned into
+    a tracer by the reduction): good values pass, bad ones raise at trace time."""
+    from dgnlib.ei_network import check_finite
+
+    good_x, good_y = jnp.ones((3, 4)), jnp.array([0, 1, 2])
+    bad_x, bad_y = good_x.at[1, 2].set(jnp.nan), jnp.array([0, 7, 2])
+    out = jax.jit(lambda: check_finite(good_x, "x").sum() + check_labels(good_y, 3, "y").sum())()
+    assert float(out) == 15.0
+    with pytest.raises(ValueError, match="x must be finite"):
+        jax.jit(lambda: check_finite(bad_x, "x").sum())()
+    with pytest.raises(ValueError, match=r"y must hold class labels in 0..2"):
+        jax.jit(lambda: check_labels(bad_y, 3, "y").sum())()
