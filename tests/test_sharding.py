@@ -27,12 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # 4 separate 1-seed calls already differs by ~1 ulp on ONE device, and an unsharded 4-seed run
 # differs from four 1-seed runs in the same way. No computation mixes seeds, so the differences
 # stay at float32 rounding level. Observed over 2 epochs: every float leaf of the state and every
-# metric within 2.3e-6 of that leaf's largest magnitude (REL_TOL leaves ~4x margin), except the
+# metric within 2.3e-6 of that leaf's largest magnitude with jax 0.10.2, and within 1.27e-5 with
+# the pinned 0.10.1 (the linear-threshold rule's first-layer bias, 4 devices; the same code at the
+# commit before the pin measures the same 1.27e-5 on 0.10.1: XLA's CPU code rounds the per-device
+# batch products differently; REL_TOL leaves ~4x margin), except the
 # solver ``residual`` diagnostic (max |tau du/dt| at convergence, itself rounding noise of O(1)
 # quantities: values 2e-7..3e-6 in steps of 2**-23), which gets an absolute bound of a few ulps of
 # 1. Integer and boolean leaves (data keys, epoch counters, solver step counts, success flags)
 # must match exactly.
-REL_TOL = 1e-5
+REL_TOL = 5e-5
 RESIDUAL_ATOL = 1e-6
 
 SCRIPT = textwrap.dedent(r"""
