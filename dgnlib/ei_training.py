@@ -1,7 +1,8 @@
 """One training step and evaluation of the dis-inhibitory E/I network (and the BP baseline).
 
 ``train_step`` is pure and jittable; ``rule``, ``solver``, ``average_jacobian``, ``cfg``,
-``optimizer`` and ``on_failure`` must be static, e.g.::
+``optimizer``, ``on_failure``, ``lt_min_rate``, ``lt_momentum`` and ``check_data`` must be
+static (they are checked in Python), e.g.::
 
     step = jax.jit(train_step, static_argnames=STATIC_ARGNAMES)
     params, opt_state, rule_state, metrics = step(params, opt_state, rule_state, x, labels,
@@ -27,6 +28,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from .ei_network import EIConfig, EIParams, check_finite, check_inputs, check_params, feedback_weights
@@ -57,7 +59,8 @@ __all__ = [
 
 RULES = ("bp", "exact", "linear_threshold")
 MODELS = ("ei", "mlp")
-STATIC_ARGNAMES = ("rule", "solver", "average_jacobian", "cfg", "optimizer", "on_failure", "check_data")
+STATIC_ARGNAMES = ("rule", "solver", "average_jacobian", "cfg", "optimizer", "on_failure", "lt_min_rate",
+                   "lt_momentum", "check_data")
 
 
 class TrainMetrics(NamedTuple):
@@ -175,9 +178,9 @@ def train_step(params: EIParams, opt_state, rule_state: RuleState, x_batch, y_ba
         if jnp.shape(sw) != (x_batch.shape[0],):
             raise ValueError(f"sample_weights must have shape ({x_batch.shape[0]},) (one weight per "
                              f"sample of x_batch), got {jnp.shape(sw)}")
-        if not (jnp.issubdtype(jnp.result_type(sw), jnp.bool_)
-                or jnp.issubdtype(jnp.result_type(sw), jnp.number)):
-            raise ValueError(f"sample_weights must be bool or numeric, got dtype {jnp.result_type(sw)}")
+        dt = np.dtype(sw.dtype if hasattr(sw, "dtype") else np.asarray(sw).dtype)
+        if not (dt == np.bool_ or np.issubdtype(dt, np.number)):
+            raise ValueError(f"sample_weights must be bool or numeric, got dtype {dt}")
         sw = jnp.asarray(sw).astype(jnp.float32)
 
     if rule == "bp":
