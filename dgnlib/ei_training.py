@@ -1,7 +1,8 @@
 """One training step and evaluation of the dis-inhibitory E/I network (and the BP baseline).
 
 ``train_step`` is pure and jittable; ``rule``, ``solver``, ``average_jacobian``, ``cfg``,
-``optimizer`` and ``on_failure`` must be static, e.g.::
+``optimizer``, ``on_failure``, ``lt_min_rate``, ``lt_momentum`` and ``check_data`` must be
+static (they are checked in Python), e.g.::
 
     step = jax.jit(train_step, static_argnames=STATIC_ARGNAMES)
     params, opt_state, rule_state, metrics = step(params, opt_state, rule_state, x, labels,
@@ -14,6 +15,12 @@ Step of the E/I rules (spec section 2): open-loop solve from zero; feedback weig
 local updates from the CL state, averaged over the batch, passed to the optimizer as
 gradients. Reported ``loss``/``accuracy`` are closed-loop for the E/I rules (as in the
 paper), ``ol_loss``/``ol_accuracy`` are open-loop (free by-products).
+
+``sample_weights`` ``(B,)`` (e.g. the 0/1 mask of a padded batch, as in the vision epoch of
+:mod:`dgnlib.vision_training`) weighs every batch mean of the step: loss and accuracy, the BP
+gradient, the local gradients, the linear-threshold rate fit and the batch-averaged Jacobian.
+This is the only training step of the E/I network; the rules' updates are those of
+:mod:`dgnlib.learning_rules`.
 """
 from __future__ import annotations
 
@@ -21,18 +28,21 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from .ei_network import EIConfig, EIParams, check_finite, check_inputs, check_params, feedback_weights
 from .learning_rules import (
     RuleState,
+    batch_weights,
     bp_gradients,
     exact_inverse_gradients,
     init_rule_state,
     linear_threshold_gradients,
+    mean_cross_entropy,
     mlp_forward,
 )
-from .losses import check_labels, soft_targets, softmax_cross_entropy
+from .losses import check_labels, soft_targets
 from .steady_state import SOLVERS, SolveStats, solve_closed_loop, solve_open_loop
 
 __all__ = [
@@ -49,7 +59,8 @@ __all__ = [
 
 RULES = ("bp", "exact", "linear_threshold")
 MODELS = ("ei", "mlp")
-STATIC_ARGNAMES = ("rule", "solver", "average_jacobian", "cfg", "optimizer", "on_failure")
+STATIC_ARGNAMES = ("rule", "solver", "average_jacobian", "cfg", "optimizer", "on_failure", "lt_min_rate",
+                   "lt_momentum", "check_data")
 
 
 class TrainMetrics(NamedTuple):
@@ -82,29 +93,36 @@ def init_train_state(params: EIParams, optimizer: optax.GradientTransformation):
     return optimizer.init(params), init_rule_state(params)
 
 
-def make_targets(y, K: int, cfg: EIConfig = EIConfig(), *, name: str = "y"):
+def make_targets(y, K: int, cfg: EIConfig = EIConfig(), *, name: str = "y", check: bool = True):
     """``(targets (B, K), labels (B,))`` from integer labels ``(B,)`` or targets ``(B, K)``.
 
     Integer labels must lie in ``0..K-1`` and become (soft) one-hot targets with
     ``cfg.target_value`` on the true class (1.0 = hard labels, the paper's effective setting);
     float targets must be finite. Bad values raise an error naming ``name`` (host-side, or at
-    run time under ``jit``: see :func:`~dgnlib.losses.check_labels`).
+    run time under ``jit``: see :func:`~dgnlib.losses.check_labels`). ``check=False`` skips
+    these value checks (the caller has checked the data on the host); dtypes and shapes are
+    still checked.
     """
     y = jnp.asarray(y) if not isinstance(y, jax.core.Tracer) else y
     if y.ndim == 1:
         if not jnp.issubdtype(y.dtype, jnp.integer):
             raise ValueError(f"1-D {name} must hold integer labels, got dtype {y.dtype}")
-        y = check_labels(y, K, name)
+        if check:
+            y = check_labels(y, K, name)
         return soft_targets(y, K, cfg.target_value), y
     if y.ndim == 2 and y.shape[1] == K:
-        y = check_finite(y, name)
+        if check:
+            y = check_finite(y, name)
         return y.astype(jnp.float32), jnp.argmax(y, axis=-1)
     raise ValueError(f"{name} must be integer labels (B,) or targets (B, {K}), got shape {y.shape}")
 
 
-def _batch_metrics(logits, targets, labels):
-    loss = jnp.mean(softmax_cross_entropy(targets, logits))
-    acc = jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32))
+def _batch_metrics(logits, targets, labels, sample_weights=None):
+    """(Weighted) batch means of the cross-entropy and of the accuracy."""
+    loss = mean_cross_entropy(targets, logits, sample_weights)
+    correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+    w, n = batch_weights(sample_weights, correct.shape[0], jnp.float32)
+    acc = jnp.mean(correct) if w is None else jnp.sum(w * correct) / n
     return loss, acc
 
 
@@ -116,7 +134,8 @@ def _dummy_stats():
 def train_step(params: EIParams, opt_state, rule_state: RuleState, x_batch, y_batch, *,
                rule: str, solver: str = "algebraic", average_jacobian: bool = False,
                cfg: EIConfig = EIConfig(), optimizer: optax.GradientTransformation,
-               on_failure: str = "raise", lt_min_rate: float = 1e-3, lt_momentum: float = 0.0):
+               on_failure: str = "raise", lt_min_rate: float = 1e-3, lt_momentum: float = 0.0,
+               sample_weights=None, check_data: bool = True):
     """One optimisation step.
 
     ``x_batch``: ``(B, n_in)``; ``y_batch``: integer labels ``(B,)`` or targets ``(B, K)``.
@@ -124,10 +143,18 @@ def train_step(params: EIParams, opt_state, rule_state: RuleState, x_batch, y_ba
     (ignored by "bp"); ``average_jacobian``: batch-average ``Q``; ``on_failure``: "raise" |
     "flag" (see :mod:`dgnlib.steady_state`); ``lt_min_rate``/``lt_momentum``: guard and
     running-average factor of the linear-threshold fit.
+    ``sample_weights``: optional ``(B,)`` weights (bool or float, e.g. the 0/1 mask of the valid
+    rows of a padded batch; ``None`` = all ones): every batch mean of the step is
+    ``sum_b w_b a_b / max(sum_b w_b, 1)`` (loss, accuracy, BP and local gradients, the
+    linear-threshold rate fit, the batch-averaged Jacobian), so rows of weight 0 have no effect
+    and a batch with ``m`` valid rows gives the step of the unpadded batch of ``m`` (within
+    float32 rounding; all-zero weights give zero gradients, which Adam still counts as a step).
     ``x_batch`` must be finite and integer labels must lie in ``0..K-1``: otherwise a
     ``ValueError`` naming the argument (or, under ``jit``, a runtime error from
-    ``equinox.error_if``), never a silent NaN or zero loss.
-    Returns ``(params, opt_state, rule_state, TrainMetrics)``.
+    ``equinox.error_if``), never a silent NaN or zero loss. ``check_data=False`` skips these
+    value checks, for callers that check their data on the host once (the jitted vision epoch).
+    Returns ``(params, opt_state, rule_state, TrainMetrics)``; the metrics are the weighted
+    batch means.
     """
     _check_choice("rule", rule, RULES)
     _check_choice("solver", solver, SOLVERS)
@@ -135,34 +162,48 @@ def train_step(params: EIParams, opt_state, rule_state: RuleState, x_batch, y_ba
         raise ValueError(f"average_jacobian must be a bool, got {average_jacobian!r}")
     if not isinstance(cfg, EIConfig):
         raise ValueError(f"cfg must be an EIConfig, got {type(cfg).__name__}")
+    if not isinstance(check_data, bool):
+        raise ValueError(f"check_data must be a bool, got {check_data!r}")
     check_inputs(params, x_batch)
-    x_batch = check_finite(x_batch, "x_batch")
+    if check_data:
+        x_batch = check_finite(x_batch, "x_batch")
     K = params.W_out.shape[1]
-    targets, labels = make_targets(y_batch, K, cfg, name="y_batch")
+    targets, labels = make_targets(y_batch, K, cfg, name="y_batch", check=check_data)
     if targets.shape[0] != x_batch.shape[0]:
         raise ValueError(
             f"y_batch has {targets.shape[0]} samples but x_batch has {x_batch.shape[0]}"
         )
+    sw = sample_weights
+    if sw is not None:
+        if jnp.shape(sw) != (x_batch.shape[0],):
+            raise ValueError(f"sample_weights must have shape ({x_batch.shape[0]},) (one weight per "
+                             f"sample of x_batch), got {jnp.shape(sw)}")
+        dt = np.dtype(sw.dtype if hasattr(sw, "dtype") else np.asarray(sw).dtype)
+        if not (dt == np.bool_ or np.issubdtype(dt, np.number)):
+            raise ValueError(f"sample_weights must be bool or numeric, got dtype {dt}")
+        sw = jnp.asarray(sw).astype(jnp.float32)
 
     if rule == "bp":
-        loss, grads, logits = bp_gradients(params, x_batch, targets, cfg)
-        acc = jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32))
+        loss, grads, logits = bp_gradients(params, x_batch, targets, cfg, sample_weights=sw)
+        _, acc = _batch_metrics(logits, targets, labels, sw)
         metrics = TrainMetrics(loss, acc, loss, acc, _dummy_stats(), _dummy_stats())
         new_rule_state = rule_state
     else:
         ol, ol_stats = solve_open_loop(params, x_batch, cfg, solver, on_failure=on_failure)
-        Q = feedback_weights(params, ol, cfg, average=average_jacobian)
+        Q = feedback_weights(params, ol, cfg, average=average_jacobian,
+                             sample_weights=sw if average_jacobian else None)
         cl, cl_stats = solve_closed_loop(params, x_batch, targets, Q, ol, cfg, solver,
                                          on_failure=on_failure)
         if rule == "exact":
-            grads = exact_inverse_gradients(params, x_batch, cl, cfg)
+            grads = exact_inverse_gradients(params, x_batch, cl, cfg, sample_weights=sw)
             new_rule_state = rule_state
         else:
             grads, new_rule_state = linear_threshold_gradients(
-                params, x_batch, cl, ol, rule_state, cfg, min_rate=lt_min_rate, momentum=lt_momentum
+                params, x_batch, cl, ol, rule_state, cfg, min_rate=lt_min_rate, momentum=lt_momentum,
+                sample_weights=sw,
             )
-        loss, acc = _batch_metrics(cl.u_out, targets, labels)
-        ol_loss, ol_acc = _batch_metrics(ol.u_out, targets, labels)
+        loss, acc = _batch_metrics(cl.u_out, targets, labels, sw)
+        ol_loss, ol_acc = _batch_metrics(ol.u_out, targets, labels, sw)
         metrics = TrainMetrics(loss, acc, ol_loss, ol_acc, ol_stats, cl_stats)
 
     updates, opt_state = optimizer.update(grads, opt_state, params)

@@ -18,6 +18,11 @@ at the closed-loop (CL) steady state.
   ``grad W_out = mean_b h^L (x) delta_out``.
 * BP baseline: softplus MLP with the same parameters (``h^l = softplus(h^{l-1} W_l + b_l)``,
   logits ``h^L W_out``), softmax cross-entropy, autodiff gradients.
+
+Batch means: every rule takes optional ``sample_weights`` ``(B,)`` (e.g. the 0/1 mask of the
+valid rows of a padded batch). ``None`` is the plain mean over the ``B`` rows; otherwise each
+mean is ``sum_b w_b a_b / max(sum_b w_b, 1)``, so rows of weight 0 do not count and a batch of
+``m`` valid rows gives the update of the unpadded batch of ``m`` (within float32 rounding).
 """
 from __future__ import annotations
 
@@ -37,10 +42,12 @@ __all__ = [
     "linear_threshold_fit",
     "linear_threshold_errors",
     "readout_error",
+    "batch_weights",
     "local_gradients",
     "exact_inverse_gradients",
     "linear_threshold_gradients",
     "mlp_forward",
+    "mean_cross_entropy",
     "mlp_loss",
     "bp_gradients",
 ]
@@ -60,6 +67,28 @@ def init_rule_state(params: EIParams, init_rate: float = 0.8) -> RuleState:
     return RuleState(tuple(jnp.full((l.W.shape[1],), init_rate, jnp.float32) for l in params.layers))
 
 
+def batch_weights(sample_weights, batch: int, dtype=jnp.float32):
+    """``(w, n)`` of the batch means: ``(None, batch)`` for ``sample_weights=None`` (plain mean),
+    else ``w`` = the weights ``(batch,)`` as ``dtype`` and ``n = max(sum w, 1)``.
+
+    Raises ``ValueError`` naming ``sample_weights`` if its shape is not ``(batch,)``.
+    """
+    if sample_weights is None:
+        return None, batch
+    if jnp.shape(sample_weights) != (batch,):
+        raise ValueError(f"sample_weights must have shape ({batch},) (one weight per sample), "
+                         f"got {jnp.shape(sample_weights)}")
+    w = jnp.asarray(sample_weights).astype(dtype)
+    return w, jnp.maximum(jnp.sum(w), 1.0)
+
+
+def _mean_rows(a, w, n):
+    """Batch mean of ``a`` over its leading axis (``w``, ``n`` from :func:`batch_weights`)."""
+    if w is None:
+        return jnp.mean(a, axis=0)
+    return jnp.tensordot(w, a, axes=(0, 0)) / n
+
+
 def exact_inverse_errors(state: EIState, cfg: EIConfig):
     """Hidden errors ``(u_I - phi_E(u_E)) * phi_E'(u_E)``: tuple of ``(B, n_l)``."""
     return tuple(
@@ -68,21 +97,23 @@ def exact_inverse_errors(state: EIState, cfg: EIConfig):
 
 
 def linear_threshold_fit(ol_state: EIState, rule_state: RuleState, cfg: EIConfig, *,
-                         min_rate: float = 1e-3, momentum: float = 0.0):
+                         min_rate: float = 1e-3, momentum: float = 0.0, sample_weights=None):
     """Taylor fit ``phi_I^-1(r) ~ theta + delta r`` per neuron.
 
     The running rate is updated to ``momentum * old + (1 - momentum) * mean_b phi_I(u_I^OL)``
     (``momentum = 0``: the current minibatch mean, as in the paper), then clamped to
-    ``>= min_rate`` for the fit. Returns ``(thetas, deltas, new_rule_state)`` with
+    ``>= min_rate`` for the fit; ``sample_weights``: optional ``(B,)`` weights of that batch
+    mean (see the module docstring). Returns ``(thetas, deltas, new_rule_state)`` with
     ``thetas[l]``, ``deltas[l]`` of shape ``(n_l,)``.
     """
     if not min_rate > 0.0:
         raise ValueError(f"min_rate must be > 0, got {min_rate}")
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+    w, n = batch_weights(sample_weights, ol_state.u_out.shape[0], ol_state.u_out.dtype)
     new_rates, thetas, deltas = [], [], []
     for u_I, old in zip(ol_state.u_I, rule_state.mean_inh_rate):
-        batch_mean = jnp.mean(cfg.phi_I(u_I), axis=0)
+        batch_mean = _mean_rows(cfg.phi_I(u_I), w, n)
         rate = momentum * old + (1.0 - momentum) * batch_mean
         theta, delta = linearised_inverse(cfg.phi_I, jnp.maximum(rate, min_rate))
         new_rates.append(rate)
@@ -108,30 +139,41 @@ def readout_error(params: EIParams, state: EIState, cfg: EIConfig):
     return cfg.phi_E(state.u_E[-1]) @ params.W_out - state.u_out
 
 
-def local_gradients(params: EIParams, x, state: EIState, hidden_errors, cfg: EIConfig) -> EIParams:
-    """Batch-averaged outer products ``h^{l-1} (x) delta_l`` (and readout) as an ``EIParams``."""
-    B = x.shape[0]
+def local_gradients(params: EIParams, x, state: EIState, hidden_errors, cfg: EIConfig, *,
+                    sample_weights=None) -> EIParams:
+    """Batch-averaged outer products ``h^{l-1} (x) delta_l`` (and readout) as an ``EIParams``;
+    ``sample_weights``: optional ``(B,)`` weights of the batch mean (module docstring)."""
+    w, n = batch_weights(sample_weights, x.shape[0], x.dtype)
     pre = (x,) + tuple(cfg.phi_E(u) for u in state.u_E)
-    layers = tuple(
-        Layer(pre[l].T @ d / B, jnp.mean(d, axis=0)) for l, d in enumerate(hidden_errors)
-    )
     d_out = readout_error(params, state, cfg)
-    return EIParams(layers, pre[-1].T @ d_out / B)
+    if w is None:
+        layers = tuple(
+            Layer(pre[l].T @ d / n, jnp.mean(d, axis=0)) for l, d in enumerate(hidden_errors)
+        )
+        return EIParams(layers, pre[-1].T @ d_out / n)
+    wc = w[:, None]
+    layers = tuple(
+        Layer(pre[l].T @ (d * wc) / n, jnp.sum(d * wc, axis=0) / n) for l, d in enumerate(hidden_errors)
+    )
+    return EIParams(layers, pre[-1].T @ (d_out * wc) / n)
 
 
-def exact_inverse_gradients(params: EIParams, x, cl_state: EIState, cfg: EIConfig) -> EIParams:
+def exact_inverse_gradients(params: EIParams, x, cl_state: EIState, cfg: EIConfig, *,
+                            sample_weights=None) -> EIParams:
     """Exact-inverse rule "gradients" from the CL state (``x`` is ``(B, n_in)``)."""
-    return local_gradients(params, x, cl_state, exact_inverse_errors(cl_state, cfg), cfg)
+    return local_gradients(params, x, cl_state, exact_inverse_errors(cl_state, cfg), cfg,
+                           sample_weights=sample_weights)
 
 
 def linear_threshold_gradients(params: EIParams, x, cl_state: EIState, ol_state: EIState,
                                rule_state: RuleState, cfg: EIConfig, *, min_rate: float = 1e-3,
-                               momentum: float = 0.0):
-    """Linear-threshold rule "gradients"; returns ``(grads, new_rule_state)``."""
+                               momentum: float = 0.0, sample_weights=None):
+    """Linear-threshold rule "gradients"; returns ``(grads, new_rule_state)``. ``sample_weights``
+    weighs both the rate fit's batch mean and the gradients' (module docstring)."""
     thetas, deltas, new_rs = linear_threshold_fit(ol_state, rule_state, cfg, min_rate=min_rate,
-                                                  momentum=momentum)
+                                                  momentum=momentum, sample_weights=sample_weights)
     errs = linear_threshold_errors(cl_state, thetas, deltas, cfg)
-    return local_gradients(params, x, cl_state, errs, cfg), new_rs
+    return local_gradients(params, x, cl_state, errs, cfg, sample_weights=sample_weights), new_rs
 
 
 # ----------------------------------------------------------------------------- BP baseline
@@ -143,16 +185,25 @@ def mlp_forward(params: EIParams, x, cfg: EIConfig = EIConfig()):
     return h @ params.W_out
 
 
-def mlp_loss(params: EIParams, x, targets, cfg: EIConfig = EIConfig()):
+def mean_cross_entropy(targets, logits, sample_weights=None):
+    """Batch mean of the softmax cross-entropy ``(B, K) -> ()``, weighted by ``sample_weights``
+    (module docstring)."""
+    ce = softmax_cross_entropy(targets, logits)
+    w, n = batch_weights(sample_weights, ce.shape[0], ce.dtype)
+    return jnp.mean(ce) if w is None else jnp.sum(w * ce) / n
+
+
+def mlp_loss(params: EIParams, x, targets, cfg: EIConfig = EIConfig(), *, sample_weights=None):
     """Mean softmax cross-entropy of the MLP; ``targets`` ``(B, K)``."""
-    return jnp.mean(softmax_cross_entropy(targets, mlp_forward(params, x, cfg)))
+    return mean_cross_entropy(targets, mlp_forward(params, x, cfg), sample_weights)
 
 
-def bp_gradients(params: EIParams, x, targets, cfg: EIConfig = EIConfig()):
-    """``(loss, grads, logits)`` of the MLP baseline by autodiff."""
+def bp_gradients(params: EIParams, x, targets, cfg: EIConfig = EIConfig(), *, sample_weights=None):
+    """``(loss, grads, logits)`` of the MLP baseline by autodiff; ``sample_weights``: optional
+    ``(B,)`` weights of the batch mean of the loss (module docstring)."""
     def f(p):
         logits = mlp_forward(p, x, cfg)
-        return jnp.mean(softmax_cross_entropy(targets, logits)), logits
+        return mean_cross_entropy(targets, logits, sample_weights), logits
 
     (loss, logits), grads = jax.value_and_grad(f, has_aux=True)(params)
     return loss, grads, logits

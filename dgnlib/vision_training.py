@@ -50,19 +50,11 @@ import numpy as np
 import optax
 
 from . import checkpoint as _ckpt
-from .activations import linearised_inverse
-from .ei_network import EIConfig, EIParams, Layer, check_finite, feedback_weights, init_params
-from .ei_training import RULES
-from .learning_rules import (
-    RuleState,
-    exact_inverse_errors,
-    init_rule_state,
-    linear_threshold_errors,
-    mlp_forward,
-    readout_error,
-)
+from .ei_network import EIConfig, EIParams, check_finite, init_params
+from .ei_training import RULES, train_step
+from .learning_rules import RuleState, init_rule_state, mlp_forward
 from .losses import check_labels, soft_targets, softmax_cross_entropy
-from .steady_state import SOLVERS, SolveStats, SteadyStateError, solve_closed_loop, solve_open_loop
+from .steady_state import SOLVERS, SolveStats, SteadyStateError, solve_open_loop
 
 __all__ = [
     "RULES",
@@ -400,79 +392,31 @@ class StepSums(NamedTuple):
     solver: SolverSummary
 
 
-def _masked_mean_rows(a, w, n):
-    """``sum_b w_b a_b / n`` over the leading axis."""
-    return jnp.tensordot(w, a, axes=(0, 0)) / n
-
-
 def masked_train_step(params: EIParams, opt_state, rule_state: RuleState, x, labels, mask,
                       cfg: TrainConfig):
     """One Adam step on the valid samples (``mask`` 1) of a padded batch.
 
+    :func:`dgnlib.ei_training.train_step` with ``sample_weights=mask`` and the settings of
+    ``cfg`` (rule, solver, Adam with ``cfg.lr``, ``average_jacobian``, the linear-threshold
+    guard and momentum, solver failures flagged), its metrics turned into sums.
     ``x``: float32 ``(B, n_in)``; ``labels``: int ``(B,)``; ``mask``: ``(B,)`` of 0/1 with at
     least one 1. Every batch mean is taken over the valid samples only, so the result is the
     step on the unpadded batch. Soft targets with ``cfg.soft_target`` feed the loss, the BP
     gradient and the controller. Returns ``(params, opt_state, rule_state, StepSums)``.
-    The inner step of the jitted epoch: under ``jit`` it does not check its data (labels in
-    ``0..K-1``, finite ``x``); :func:`make_arrays`, :func:`train_epoch` and
-    :func:`train_batch` do, on the host.
+    The inner step of the jitted epoch: it does not check its data (labels in ``0..K-1``,
+    finite ``x``); :func:`make_arrays`, :func:`train_epoch` and :func:`train_batch` do, on the
+    host.
     """
-    ei = ei_config(cfg)
-    K = params.W_out.shape[1]
     w = mask.astype(_F32)
-    n = jnp.maximum(jnp.sum(w), 1.0)
-    targets = soft_targets(labels, K, cfg.soft_target)
-
-    def sums(logits):
-        ce = softmax_cross_entropy(targets, logits)
-        correct = (jnp.argmax(logits, axis=-1) == labels).astype(_F32)
-        return jnp.sum(w * ce), jnp.sum(w * correct)
-
-    if cfg.rule == "bp":
-        def f(p):
-            logits = mlp_forward(p, x, ei)
-            return jnp.sum(w * softmax_cross_entropy(targets, logits)) / n, logits
-
-        (_, logits), grads = jax.value_and_grad(f, has_aux=True)(params)
-        loss_s, corr_s = sums(logits)
-        out = StepSums(jnp.sum(w), loss_s, corr_s, loss_s, corr_s, _summary())
-        new_rule_state = rule_state
-    else:
-        ol, ol_stats = solve_open_loop(params, x, ei, cfg.solver, on_failure="flag")
-        # batch-averaged: the mean of the raw Jacobians over the valid rows, then normalised
-        Q = feedback_weights(params, ol, ei, average=cfg.average_jacobian,
-                             sample_weights=w if cfg.average_jacobian else None)
-        cl, cl_stats = solve_closed_loop(params, x, targets, Q, ol, ei, cfg.solver, on_failure="flag")
-        if cfg.rule == "exact":
-            errs = exact_inverse_errors(cl, ei)
-            new_rule_state = rule_state
-        else:
-            # linear_threshold_fit with the batch mean over the valid samples only
-            thetas, deltas, rates = [], [], []
-            for u_I, old in zip(ol.u_I, rule_state.mean_inh_rate):
-                batch_mean = _masked_mean_rows(ei.phi_I(u_I), w, n)
-                rate = cfg.lt_momentum * old + (1.0 - cfg.lt_momentum) * batch_mean
-                th, de = linearised_inverse(ei.phi_I, jnp.maximum(rate, cfg.lt_min_rate))
-                thetas.append(th)
-                deltas.append(de)
-                rates.append(rate)
-            errs = linear_threshold_errors(cl, tuple(thetas), tuple(deltas), ei)
-            new_rule_state = RuleState(tuple(rates))
-        pre = (x,) + tuple(ei.phi_E(u) for u in cl.u_E)
-        wc = w[:, None]
-        layers = tuple(
-            Layer(pre[l].T @ (d * wc) / n, jnp.sum(d * wc, axis=0) / n) for l, d in enumerate(errs)
-        )
-        d_out = readout_error(params, cl, ei) * wc
-        grads = EIParams(layers, pre[-1].T @ d_out / n)
-        loss_s, corr_s = sums(cl.u_out)
-        ol_loss_s, ol_corr_s = sums(ol.u_out)
-        out = StepSums(jnp.sum(w), loss_s, corr_s, ol_loss_s, ol_corr_s, _summary(ol_stats, cl_stats))
-
-    optimizer = _optimizer(cfg)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    params = optax.apply_updates(params, updates)
-    return params, opt_state, new_rule_state, out
+    params, opt_state, rule_state, m = train_step(
+        params, opt_state, rule_state, x, labels, rule=cfg.rule, solver=cfg.solver,
+        average_jacobian=cfg.average_jacobian, cfg=ei_config(cfg), optimizer=_optimizer(cfg),
+        on_failure="flag", lt_min_rate=cfg.lt_min_rate, lt_momentum=cfg.lt_momentum,
+        sample_weights=w, check_data=False)
+    n = jnp.maximum(jnp.sum(w), 1.0)  # the weighted means' denominator: back to sums
+    solver = _summary() if cfg.rule == "bp" else _summary(m.ol_stats, m.cl_stats)
+    sums = StepSums(jnp.sum(w), m.loss * n, m.accuracy * n, m.ol_loss * n, m.ol_accuracy * n, solver)
+    return params, opt_state, rule_state, sums
 
 
 def batch_indices(key, n: int, batch_size: int):

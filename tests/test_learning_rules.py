@@ -189,6 +189,12 @@ def test_train_step_and_evaluate_arguments():
         train_step(params, o, r, x, labels.astype(jnp.float32), rule="exact", **kw)
     with pytest.raises(ValueError, match=r"x must have shape \(B, 12\)"):
         train_step(params, o, r, x[:, :3], labels, rule="bp", **kw)
+    with pytest.raises(ValueError, match=r"sample_weights must have shape \(4,\)"):
+        train_step(params, o, r, x, labels, rule="exact", sample_weights=jnp.ones(3), **kw)
+    with pytest.raises(ValueError, match="sample_weights must be bool or numeric"):
+        train_step(params, o, r, x, labels, rule="bp", sample_weights=np.array(["a"] * 4), **kw)
+    with pytest.raises(ValueError, match="check_data must be a bool"):
+        train_step(params, o, r, x, labels, rule="bp", check_data="no", **kw)
     with pytest.raises(ValueError, match="model must be one of"):
         evaluate(params, x, labels, model="cnn")
     # one jitted step: params change, metrics are finite; evaluate is consistent

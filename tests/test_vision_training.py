@@ -106,6 +106,39 @@ def test_padding_content_is_ignored():
     assert_tree_close(outs[0][:3], ref[:3], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("rule,avg,momentum", [("bp", False, 0.0), ("exact", False, 0.0),
+                                               ("linear_threshold", True, 0.0),
+                                               ("linear_threshold", False, 0.5)])
+def test_masked_steps_equal_unpadded_train_steps(rule, avg, momentum):
+    """The vision step (train_step with sample_weights=mask) on padded batches == the unweighted
+    train_step on the unpadded batches, over 2 steps of 3 valid samples in 10, the padding rows
+    filled with saturated inputs and other labels (which do change a step without the mask)."""
+    data = synthetic(dtype="float32")
+    cfg = config(rule=rule, average_jacobian=avg, lt_momentum=momentum)
+    p = seed_slice(vt.init_run(cfg, N_IN), 0)
+    masked = (p.params, p.opt_state, p.rule_state)
+    opt = optax.adam(cfg.lr)
+    ref = (p.params, opt.init(p.params), p.rule_state)
+    kw = dict(rule=rule, solver="algebraic", average_jacobian=avg, cfg=EIConfig(target_value=0.99),
+              optimizer=opt, lt_momentum=momentum)
+    mask = jnp.arange(10) < 3
+    for start in (0, 10):
+        x, y = data.x_train[start:start + 10], data.y_train[start:start + 10]
+        x_pad = jnp.where(mask[:, None], x, 1.0)
+        y_pad = jnp.where(mask, y, (y + 3) % K)
+        prev = masked
+        *masked, sums = masked_step_jit(*prev, x_pad, y_pad, mask, cfg)
+        *ref, m = train_step_jit(*ref, x[:3], y[:3], **kw)
+        assert_tree_close(masked, ref, rtol=2e-5, atol=2e-6)
+        assert int(sums.n) == 3
+        np.testing.assert_allclose(float(sums.loss), float(m.loss) * 3, rtol=1e-5)
+        np.testing.assert_allclose(float(sums.ol_correct), float(m.ol_accuracy) * 3, atol=1e-5)
+    # the padding rows do matter without the mask (all ones): the last step differs
+    unmasked = masked_step_jit(*prev, x_pad, y_pad, jnp.ones(10, bool), cfg)
+    assert int(unmasked[3].n) == 10
+    assert not np.allclose(np.asarray(unmasked[0].W_out), np.asarray(masked[0].W_out), rtol=1e-3)
+
+
 # ----------------------------------------------------------------------------- soft targets
 def test_soft_targets_in_loss_and_updates():
     data = synthetic(dtype="float32")
