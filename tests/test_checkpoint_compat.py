@@ -1,0 +1,34 @@
+"""A checkpoint written by an earlier dgnlib (commit 938084a, before the package was split into
+folders) still resumes: same kind string, same identity, same pytree layout.
+
+``tests/data/checkpoint_938084a/`` holds the file that ``make.py`` (run with that commit's code)
+wrote after 2 of 3 epochs of a tiny 2-seed linear-threshold run on random uint8 data, the data
+itself, and the metrics of the uninterrupted 3-epoch run. Resuming with today's code must restore
+epochs 1-2 exactly and compute epoch 3 as the uninterrupted run did.
+"""
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from dgnlib import vision_training as vt
+
+DATA = Path(__file__).parent / "data" / "checkpoint_938084a"
+
+
+def test_checkpoint_of_commit_938084a_resumes(tmp_path):
+    ref = np.load(DATA / "expected.npz")
+    data = vt.make_arrays(*[ref[f"x{i}"] for i in range(6)], n_classes=3)
+    cfg = vt.make_config(hidden=(5,), rule="linear_threshold", epochs=3, seeds=(0, 1), batch_size=16,
+                         n_classes=3, eval_batch_size=8, lr=2e-3)
+    ckpt = tmp_path / "run.ckpt"
+    shutil.copy(DATA / "mnist_1x5_linear_threshold.ckpt", ckpt)
+    lines = []
+    out = [(m, sec) for _, m, sec in vt.fit(vt.init_run(cfg, n_in=12), data, cfg, progress=False,
+                                             checkpoint=ckpt, log=lines.append)]
+    assert [sec is None for _, sec in out] == [True, True, False]
+    assert "resumed" in lines[0] and "after epoch 2 of 3" in lines[0]
+    got = vt.history_arrays([m for m, _ in out])
+    for key in ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
+                "test_accuracy"):
+        np.testing.assert_allclose(got[key], ref[key], rtol=1e-6, atol=1e-7, err_msg=key)
