@@ -29,9 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dgnlib import dgn, dgn_train
-from dgnlib.dgn_data import load_problem
-from dgnlib.dgn_numpy import _step, numpy_hyperplanes, run_numpy
+from dgnlib.dgn import model as dgn, training as dgn_train
+from dgnlib.dgn.data import load_problem
+from dgnlib.dgn.reference import _step, numpy_hyperplanes, run_numpy
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCH, BRANCHES, LR = (100, 10, 1), 20, 1e-4
@@ -122,8 +122,8 @@ def section_seeds(data, n_seeds, t_vector_epoch):
 
 
 COLAB_LITERAL = textwrap.dedent('''\
-    from dgnlib.dgn_data import load_problem
-    from dgnlib.dgn_numpy import run_numpy
+    from dgnlib.dgn.data import load_problem
+    from dgnlib.dgn.reference import run_numpy
     problem = "{problem}"
     data = load_problem(problem)
     for r in run_numpy(data, lr={lr}, epochs={epochs}, classification=problem == "classification",
@@ -135,8 +135,8 @@ COLAB_LITERAL = textwrap.dedent('''\
 IMPORTS_ONLY = textwrap.dedent('''\
     import jax
     import matplotlib.pyplot as plt
-    from dgnlib import dgn, dgn_train, plotting
-    from dgnlib.dgn_data import load_problem
+    from dgnlib.dgn import model as dgn, training as dgn_train, plotting
+    from dgnlib.dgn.data import load_problem
     data = load_problem("classification")
     ''')
 

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 
-from dgnlib import vision_training as vt  # noqa: E402
+from dgnlib.vision import training as vt  # noqa: E402
 
 ALL = [(ds, h, r) for ds in vt.DATASETS for h in ((256,), (256, 256, 256)) for r in vt.RULES]
 

@@ -1,9 +1,9 @@
-"""Training throughput of the vision-benchmark loop (dgnlib.vision_training) on the CPU.
+"""Training throughput of the vision-benchmark loop (dgnlib.vision.training) on the CPU.
 
 For BP, exact inverse and linear threshold at 1 and 3 hidden layers of ``--width`` units, batch
 ``--batch``, one seed: samples per second of a whole epoch run as ONE jitted program
-(:func:`~dgnlib.vision_training.train_epoch`: shuffle + ``lax.scan`` over batches), and of a
-per-batch Python loop over the same jitted step (:func:`~dgnlib.vision_training.train_batch`,
+(:func:`~dgnlib.vision.training.train_epoch`: shuffle + ``lax.scan`` over batches), and of a
+per-batch Python loop over the same jitted step (:func:`~dgnlib.vision.training.train_batch`,
 indices from the same shuffle, one dispatch and one host sync of the metrics per batch).
 Compilation is excluded (one warm-up epoch each); the best of ``--repeats`` epochs is taken (the
 machine may be shared). Validation/test sets are tiny so the epoch program is dominated by
@@ -13,7 +13,7 @@ BP's throughput, and the on-device epoch faster than the per-batch loop.
 Data: synthetic MNIST-shaped uint8 images (``--data synthetic``, default; sparse smooth random blobs
 with MNIST's fraction of lit pixels and mean intensity, labels from a random linear teacher so the
 rules have something to learn; the cost of the steady-state solves depends on the inputs) or the real training
-set (``--data mnist`` / ``fashion_mnist``, needs the cache of dgnlib.vision_data).
+set (``--data mnist`` / ``fashion_mnist``, needs the cache of dgnlib.vision.data).
 
 Run: ``python benchmarks/bench_vision.py [--n-train 3000] [--repeats 3]``
 """
@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dgnlib import vision_training as vt  # noqa: E402
+from dgnlib.vision import training as vt  # noqa: E402
 
 
 def synthetic_arrays(n_train, n_eval=200, seed=0):

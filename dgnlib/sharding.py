@@ -1,7 +1,7 @@
 """Spread the *seed* axis of a vision-benchmark run over the local devices (``jax.sharding``).
 
-:func:`dgnlib.vision_training.init_run` gives a :class:`~dgnlib.vision_training.RunState` whose
-every leaf has a leading seed axis ``S``; the data (:class:`~dgnlib.vision_training.VisionArrays`)
+:func:`dgnlib.vision.training.init_run` gives a :class:`~dgnlib.vision.training.RunState` whose
+every leaf has a leading seed axis ``S``; the data (:class:`~dgnlib.vision.training.VisionArrays`)
 is shared by all seeds. :func:`place_run` shards the state over a 1-D mesh with axis ``"seeds"``
 (each device holds ``S / d`` seeds) and replicates the data on the same devices; the jitted
 ``train_epoch`` / ``fit`` / ``evaluate`` then run unchanged, each device training its own seeds,

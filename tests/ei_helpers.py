@@ -1,7 +1,7 @@
 """Shared small E/I problems for the dis-inhibitory tests (same shapes, so compiled solvers are reused)."""
 import jax
 
-from dgnlib.ei_network import init_params
+from dgnlib.dic.network import init_params
 
 S1 = (12, 16, 10)            # 1 hidden layer
 S3 = (12, 16, 16, 16, 10)    # 3 hidden layers

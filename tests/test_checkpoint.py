@@ -1,5 +1,5 @@
 """Checkpoints: the generic verified file format (dgnlib.checkpoint) and resuming vision runs
-(dgnlib.vision_training.fit with ``checkpoint=``): exact resume, damaged and mismatched files."""
+(dgnlib.vision.training.fit with ``checkpoint=``): exact resume, damaged and mismatched files."""
 import json
 import zipfile
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dgnlib import checkpoint as ckpt
-from dgnlib import vision_training as vt
+from dgnlib.vision import training as vt
 
 from test_vision_training import config, synthetic
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dgnlib import vision_training as vt
+from dgnlib.vision import training as vt
 
 DATA = Path(__file__).parent / "data" / "checkpoint_938084a"
 

@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dgnlib import dgn, dgn_train
-from dgnlib.dgn_data import TabularData, load_problem
-from dgnlib.dgn_numpy import numpy_hyperplanes, run_numpy
+from dgnlib.dgn import model as dgn, training as dgn_train
+from dgnlib.dgn.data import TabularData, load_problem
+from dgnlib.dgn.reference import numpy_hyperplanes, run_numpy
 
 EPS = 0.01
 

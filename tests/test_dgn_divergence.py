@@ -4,8 +4,8 @@ import warnings
 import numpy as np
 import pytest
 
-from dgnlib import dgn, dgn_train
-from dgnlib.dgn_data import load_problem
+from dgnlib.dgn import model as dgn, training as dgn_train
+from dgnlib.dgn.data import load_problem
 
 ARCH, BRANCHES = (10, 1), 4
 SQUARE_PN = dgn.DGNConfig(loss="square", weight_form="per_neuron")

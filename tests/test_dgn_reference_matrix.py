@@ -1,6 +1,6 @@
 """Every public DGN training path against the NumPy reference loop, at the notebooks' real sizes.
 
-The reference is ``dgnlib.dgn_numpy.run_numpy`` (a per-sample NumPy loop in float64, independent of
+The reference is ``dgnlib.dgn.reference.run_numpy`` (a per-sample NumPy loop in float64, independent of
 JAX) on the same hyperplanes (``dgn.init_colab``). Each case runs one dgnlib path for ``EPOCHS``
 epochs on the breast-cancer (455 train / 114 test samples, Bernoulli loss) or the diabetes problem
 (353 / 89, square loss) and compares every epoch's train and test metrics and the final weights.
@@ -32,9 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dgnlib import dgn, dgn_train
-from dgnlib.dgn_data import load_problem
-from dgnlib.dgn_numpy import run_numpy
+from dgnlib.dgn import model as dgn, training as dgn_train
+from dgnlib.dgn.data import load_problem
+from dgnlib.dgn.reference import run_numpy
 
 EPOCHS = 2
 REL64 = 1e-9

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from dgnlib import dgn, dgn_train
-from dgnlib.dgn_data import load_problem
+from dgnlib.dgn import model as dgn, training as dgn_train
+from dgnlib.dgn.data import load_problem
 from logcompare import Tolerance, compare_lines, select_lines
 
 EXPECTED = Path(__file__).resolve().parent.parent / "expected_outputs"

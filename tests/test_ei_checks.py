@@ -6,11 +6,12 @@ import numpy as np
 import optax
 import pytest
 
-from dgnlib import vision_training as vt
-from dgnlib.ei_network import EIConfig, feedback_weights, init_params
-from dgnlib.ei_training import STATIC_ARGNAMES, evaluate, init_train_state, make_targets, train_step
-from dgnlib.losses import check_labels, soft_targets
-from dgnlib.steady_state import solve_open_loop
+from dgnlib.vision import training as vt
+from dgnlib.dic.network import EIConfig, feedback_weights, init_params
+from dgnlib.dic.training import STATIC_ARGNAMES, evaluate, init_train_state, make_targets, train_step
+from dgnlib.checks import check_labels
+from dgnlib.dic.losses import soft_targets
+from dgnlib.dic.steady_state import solve_open_loop
 
 from ei_helpers import S3, make_problem
 
@@ -140,7 +141,7 @@ def test_average_jacobian_is_normalised_mean_of_raw_jacobians():
 def test_checks_of_concrete_arrays_closed_over_inside_jit():
     """A concrete array closed over by a jitted function is checked when traced (not turned into
     a tracer by the reduction): good values pass, bad ones raise at trace time."""
-    from dgnlib.ei_network import check_finite
+    from dgnlib.checks import check_finite
 
     good_x, good_y = jnp.ones((3, 4)), jnp.array([0, 1, 2])
     bad_x, bad_y = good_x.at[1, 2].set(jnp.nan), jnp.array([0, 7, 2])

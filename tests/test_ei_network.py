@@ -1,11 +1,11 @@
-"""Tests of dgnlib.ei_network: parameters, checks, vector fields, feedback weights."""
+"""Tests of dgnlib.dic.network: parameters, checks, vector fields, feedback weights."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dgnlib.activations import SoftRectifier
-from dgnlib.ei_network import (
+from dgnlib.dic.activations import SoftRectifier
+from dgnlib.dic.network import (
     EIConfig,
     EIParams,
     Layer,
@@ -21,7 +21,7 @@ from dgnlib.ei_network import (
     steady_state_residual,
     zero_state,
 )
-from dgnlib.steady_state import solve_closed_loop, solve_open_loop
+from dgnlib.dic.steady_state import solve_closed_loop, solve_open_loop
 
 CFG = EIConfig()
 S1 = (12, 16, 10)  # same shapes as the other test files (compiled solvers are reused)

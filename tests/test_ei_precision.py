@@ -38,9 +38,9 @@ import numpy as np
 import optax
 import pytest
 
-from dgnlib import student_teacher as st
-from dgnlib import vision_training as vt
-from dgnlib.ei_network import (
+from dgnlib.dic import student_teacher as st
+from dgnlib.vision import training as vt
+from dgnlib.dic.network import (
     EIConfig,
     closed_loop_vector_field,
     dynamic_part,
@@ -49,9 +49,9 @@ from dgnlib.ei_network import (
     input_drive,
     open_loop_vector_field,
 )
-from dgnlib.ei_training import train_step
-from dgnlib.learning_rules import init_rule_state
-from dgnlib.steady_state import solve_closed_loop, solve_open_loop
+from dgnlib.dic.training import train_step
+from dgnlib.dic.learning_rules import init_rule_state
+from dgnlib.dic.steady_state import solve_closed_loop, solve_open_loop
 
 CFG = EIConfig()
 B, N_IN, K = 100, 784, 10
@@ -253,7 +253,7 @@ def test_vision_epoch():
     batch-averaged Jacobian, soft targets, Adam; then open-loop validation and test) against a
     float64 reference: the same batches through ``train_step`` and ``evaluate`` in float64
     (the per-batch path that test_vision_training.py shows equal to the epoch in float32)."""
-    from dgnlib.ei_training import evaluate
+    from dgnlib.dic.training import evaluate
 
     x, labels = _inputs(1, 500)
     data = vt.make_arrays(x[:300], labels[:300], x[300:400], labels[300:400], x[400:], labels[400:])

@@ -1,14 +1,14 @@
-"""Tests of dgnlib.learning_rules and dgnlib.ei_training."""
+"""Tests of dgnlib.dic.learning_rules and dgnlib.dic.training."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from dgnlib.activations import SoftRectifier, linearised_inverse
-from dgnlib.ei_network import EIConfig, apply_feedback, feedback_weights, init_params
-from dgnlib.ei_training import STATIC_ARGNAMES, evaluate, init_train_state, train_step
-from dgnlib.learning_rules import (
+from dgnlib.dic.activations import SoftRectifier, linearised_inverse
+from dgnlib.dic.network import EIConfig, apply_feedback, feedback_weights, init_params
+from dgnlib.dic.training import STATIC_ARGNAMES, evaluate, init_train_state, train_step
+from dgnlib.dic.learning_rules import (
     exact_inverse_errors,
     exact_inverse_gradients,
     init_rule_state,
@@ -16,8 +16,8 @@ from dgnlib.learning_rules import (
     linear_threshold_gradients,
     mlp_forward,
 )
-from dgnlib.losses import softmax_cross_entropy
-from dgnlib.steady_state import solve_closed_loop, solve_open_loop
+from dgnlib.dic.losses import softmax_cross_entropy
+from dgnlib.dic.steady_state import solve_closed_loop, solve_open_loop
 
 from ei_helpers import S1, S3, make_problem as _problem
 

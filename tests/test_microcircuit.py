@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from dgnlib import microcircuit as mc
+from dgnlib.dic import microcircuit as mc
 
 
 def np_softplus3(u):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from dgnlib import sharding as sh
-from dgnlib import vision_training as vt
+from dgnlib.vision import training as vt
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,7 @@ RESIDUAL_ATOL = 1e-6
 SCRIPT = textwrap.dedent(r"""
     import json
     import numpy as np, jax
-    from dgnlib import vision_training as vt
+    from dgnlib.vision import training as vt
     from dgnlib.sharding import place_run, seed_devices, seed_mesh, shard_seeds
 
     assert len(jax.devices()) == 4, jax.devices()

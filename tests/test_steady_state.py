@@ -1,11 +1,11 @@
-"""Tests of dgnlib.steady_state: ODE vs algebraic solvers, failures, derivatives."""
+"""Tests of dgnlib.dic.steady_state: ODE vs algebraic solvers, failures, derivatives."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dgnlib.ei_network import EIConfig, feedback_weights, input_drive
-from dgnlib.steady_state import (
+from dgnlib.dic.network import EIConfig, feedback_weights, input_drive
+from dgnlib.dic.steady_state import (
     SteadyStateError,
     closed_loop_jacobian,
     closed_loop_residual,

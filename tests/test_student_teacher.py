@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dgnlib import student_teacher as st
+from dgnlib.dic import student_teacher as st
 
 
 def np_phi(u, a, s):

@@ -105,7 +105,7 @@ def test_atomic_write_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
     def killed(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep.os, "replace", killed)
+    monkeypatch.setattr(sweep.runner.os, "replace", killed)
     with pytest.raises(KeyboardInterrupt):
         sweep.atomic_write_text(target, '{"status": "finished"}')
     assert target.read_text() == "old" and sorted(os.listdir(tmp_path)) == ["status.json"]

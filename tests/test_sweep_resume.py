@@ -27,7 +27,7 @@ FAST, SLOW = "rules=bp", "rules=exact"
 
 
 def mnist_available() -> bool:
-    from dgnlib import vision_data
+    from dgnlib.vision import data as vision_data
 
     try:
         vision_data.load("mnist", use_tfds=False)
@@ -133,7 +133,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_uninterrupted(tmp_path
     assert (run_dir / FAST / sweep.STATUS_FILE).read_bytes() == fast_status  # not recomputed
     assert (run_dir / FAST / sweep.OUTPUT_NOTEBOOK).stat().st_mtime_ns == fast_nb_mtime
     assert status(run_dir, SLOW) == "finished"
-    printed = "\n".join(sweep._stdout_lines(json.loads((run_dir / SLOW / sweep.OUTPUT_NOTEBOOK).read_text())))
+    printed = "\n".join(sweep.runner._stdout_lines(json.loads((run_dir / SLOW / sweep.OUTPUT_NOTEBOOK).read_text())))
     assert f"after epoch {done} of {EPOCHS} (epochs 1-{done} restored, not recomputed)" in printed
 
     ref, got = results(ref_dir), results(run_dir)

@@ -1,6 +1,6 @@
-"""Offline MNIST / Fashion-MNIST loaders (dgnlib.vision_data).
+"""Offline MNIST / Fashion-MNIST loaders (dgnlib.vision.data).
 
-Tests marked "real" use the real data sets where ``dgnlib.vision_data.load`` finds them: the cache
+Tests marked "real" use the real data sets where ``dgnlib.vision.data.load`` finds them: the cache
 and the source files that ``bash ci/prepare_vision_data.sh`` puts in ``$DGNLIB_CACHE_DIR`` (default
 ``~/.cache/dgnlib``), or ``$DGNLIB_MNIST_SOURCE`` / ``$DGNLIB_FASHION_MNIST_SOURCE``. Without them they
 FAIL and say to run that script. The "synthetic" tests write tiny IDX / pickle / wheel files in
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dgnlib import vision_data as vd
+from dgnlib.vision import data as vd
 
 PREPARE = "bash ci/prepare_vision_data.sh"
 

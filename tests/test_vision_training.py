@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import optax
 import pytest
 
-from dgnlib import vision_training as vt
-from dgnlib.ei_network import EIConfig
-from dgnlib.ei_training import STATIC_ARGNAMES, train_step
-from dgnlib.learning_rules import init_rule_state, mlp_forward
-from dgnlib.steady_state import solve_open_loop
+from dgnlib.vision import training as vt
+from dgnlib.dic.network import EIConfig
+from dgnlib.dic.training import STATIC_ARGNAMES, train_step
+from dgnlib.dic.learning_rules import init_rule_state, mlp_forward
+from dgnlib.dic.steady_state import solve_open_loop
 
 N_IN, HIDDEN, K = 20, (12,), 10
 train_step_jit = jax.jit(train_step, static_argnames=STATIC_ARGNAMES)
@@ -66,7 +66,7 @@ def test_uneven_epoch_equals_per_batch_reference(rule, avg):
     state0 = vt.init_run(cfg, N_IN)
     state1, m = vt.train_epoch(state0, data, cfg)
 
-    # reference: the same permutation, real batch slices, dgnlib.ei_training.train_step
+    # reference: the same permutation, real batch slices, dgnlib.dic.training.train_step
     params = seed_slice(state0.params, 0)
     opt = optax.adam(cfg.lr)
     opt_state, rule_state = opt.init(params), init_rule_state(params)

@@ -1,4 +1,4 @@
-"""Plain NumPy, per-sample DGN loops: the reference that ``dgnlib.dgn`` is tested and timed against.
+"""Plain NumPy, per-sample DGN loops: the reference that ``dgnlib.dgn.model`` is tested and timed against.
 
 Two implementations of the same online computation (float64, in place, one sample at a time):
 

@@ -18,7 +18,7 @@
   The unit roots carry implicit-function derivatives, so ``jax.grad`` through the
   algebraic solver works (used in the tests to compare the rules with true gradients).
 
-Both return ``(state, stats)``: an :class:`~dgnlib.ei_network.EIState` and a
+Both return ``(state, stats)``: an :class:`~dgnlib.dic.network.EIState` and a
 :class:`SolveStats`. A solve that does not reach a steady state is never returned
 silently: with ``on_failure="raise"`` (default) it raises :class:`SteadyStateError`
 (eagerly) or an Equinox runtime error (under ``jit``/``vmap``, via ``eqx.error_if``);
@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .ei_network import (
+from .network import (
     EIConfig,
     EIParams,
     EIState,
@@ -411,7 +411,7 @@ def solve_closed_loop(params: EIParams, x, y, Q, state0: Optional[EIState] = Non
                       on_failure: str = "raise"):
     """Closed-loop steady state with targets ``y`` ``(B, K)`` and feedback ``Q``.
 
-    ``Q``: tuple of ``(B, K, n_l)`` or ``(K, n_l)`` (see :func:`~dgnlib.ei_network.feedback_weights`).
+    ``Q``: tuple of ``(B, K, n_l)`` or ``(K, n_l)`` (see :func:`~dgnlib.dic.network.feedback_weights`).
     ``state0``: initial state of the ODE (normally the open-loop solution; zeros if None);
     the algebraic solver starts Newton on ``c`` at ``state0.c``. Returns ``(state, stats)``.
     """

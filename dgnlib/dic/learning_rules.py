@@ -1,6 +1,6 @@
 """Local learning rules of the dis-inhibitory E/I network, and the BP baseline.
 
-All rules return batch-averaged *gradients* in the :class:`~dgnlib.ei_network.EIParams`
+All rules return batch-averaged *gradients* in the :class:`~dgnlib.dic.network.EIParams`
 structure, with the sign convention of autodiff gradients: an optimizer that
 *subtracts* them (``optax.adam``, ``optax.sgd``) lowers the loss. Quantities are taken
 at the closed-loop (CL) steady state.
@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from .activations import linearised_inverse
-from .ei_network import EIConfig, EIParams, EIState, Layer
+from .network import EIConfig, EIParams, EIState, Layer
 from .losses import softmax_cross_entropy
 
 __all__ = [

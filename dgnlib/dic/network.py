@@ -33,6 +33,7 @@ import numpy as np
 
 from .activations import SoftRectifier, softplus
 from .controller import LeakyPI
+from ..checks import check_finite
 
 __all__ = [
     "Layer",
@@ -238,32 +239,6 @@ def check_inputs(params: EIParams, x, y=None, Q=None) -> None:
                 raise ValueError(
                     f"Q[{l}] must have shape ({B}, {K}, {n}) or ({K}, {n}), got {jnp.shape(q)}"
                 )
-
-
-def check_finite(x, name: str = "x"):
-    """``x``, checked to hold only finite numbers (no NaN or infinity).
-
-    Concrete arrays are checked on the host (``ValueError`` naming ``name`` and counting the
-    bad values). Under ``jit``/``vmap`` (tracers) the check is attached to the returned array
-    with ``equinox.error_if``: using the result raises a runtime error naming ``name``.
-    A NaN input would otherwise give, e.g., a silent NaN loss with the BP baseline.
-    """
-    if not jnp.issubdtype(jnp.result_type(x), jnp.inexact):
-        return x  # integers (e.g. uint8 pixels) are always finite
-    if isinstance(x, jax.core.Tracer):
-        return eqx.error_if(x, jnp.logical_not(jnp.all(jnp.isfinite(x))),
-                            f"{name} must be finite, but it holds NaN or infinite values")
-    if isinstance(x, jax.Array):
-        # Reduced on the device (no copy of a large array to the host), eagerly, also when a
-        # concrete array is closed over inside a jitted function.
-        with jax.ensure_compile_time_eval():
-            if bool(jnp.all(jnp.isfinite(x))):
-                return x
-    bad = ~np.isfinite(np.asarray(x))
-    if bad.any():
-        raise ValueError(f"{name} must be finite, but {int(bad.sum())} of its {bad.size} values "
-                         f"are NaN or infinite (first at index {tuple(int(i) for i in np.argwhere(bad)[0])})")
-    return x
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -4,7 +4,7 @@ BP baseline, exact-inverse and linear-threshold learning of the dis-inhibitory E
 with the whole epoch as ONE jitted program and several seeds trained at once:
 
 * the data sets live on the device (uint8 pixels are turned into ``pixel / 255`` float32 per
-  batch, the paper's scaling, identical to :func:`dgnlib.vision_data.as_float`);
+  batch, the paper's scaling, identical to :func:`dgnlib.vision.data.as_float`);
 * every epoch draws a permutation from ``fold_in(run_key, epoch)``, pads the index vector to a
   whole number of batches and ``lax.scan`` s over the batches; padded slots carry a zero mask and
   are left out of every mean (gradients, linear-threshold rate fit, batch-averaged Jacobian,
@@ -49,12 +49,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import checkpoint as _ckpt
-from .ei_network import EIConfig, EIParams, check_finite, init_params
-from .ei_training import RULES, train_step
-from .learning_rules import RuleState, init_rule_state, mlp_forward
-from .losses import check_labels, soft_targets, softmax_cross_entropy
-from .steady_state import SOLVERS, SolveStats, SteadyStateError, solve_open_loop
+from .. import checkpoint as _ckpt
+from ..checks import check_finite, check_labels
+from ..dic.network import EIConfig, EIParams, init_params
+from ..dic.training import RULES, train_step
+from ..dic.learning_rules import RuleState, init_rule_state, mlp_forward
+from ..dic.losses import soft_targets, softmax_cross_entropy
+from ..dic.steady_state import SOLVERS, SolveStats, SteadyStateError, solve_open_loop
 
 __all__ = [
     "RULES",
@@ -106,7 +107,7 @@ class TrainConfig(NamedTuple):
     ``eval_batch_size``: chunk size of the open-loop evaluation; ``n_classes``;
     ``lt_min_rate``/``lt_momentum``: guard and running-average factor of the linear-threshold
     fit; ``on_failure``: "flag" (solver failures are recorded in the metrics, :func:`fit` warns)
-    or "raise" (:func:`fit` raises :class:`~dgnlib.steady_state.SteadyStateError` after the
+    or "raise" (:func:`fit` raises :class:`~dgnlib.dic.steady_state.SteadyStateError` after the
     epoch); ``ei``: network constants (its ``target_value`` is replaced by ``soft_target``).
     Build it with :func:`make_config` (checks and normalises the fields).
     """
@@ -261,13 +262,13 @@ def make_arrays(x_train, y_train, x_val, y_val, x_test, y_test, *, n_classes: in
 
 
 def arrays_from_vision_data(data, n_validation: int = 6000, n_train: Optional[int] = None) -> VisionArrays:
-    """:class:`VisionArrays` from a :class:`dgnlib.vision_data.VisionData`.
+    """:class:`VisionArrays` from a :class:`dgnlib.vision.data.VisionData`.
 
     Validation = the FIRST ``n_validation`` training examples (file order), training = the rest
     (its first ``n_train`` when given; ``None`` = all 54k), test = the test split. Pixels stay
     uint8 on the device (4x less memory); the float conversion is ``pixel / 255``.
     """
-    from .vision_data import train_validation_split
+    from .data import train_validation_split
 
     split = train_validation_split(data, n_validation)
     x_tr, y_tr = split.x_train, split.y_train
@@ -284,7 +285,7 @@ def load_arrays(dataset: str, *, n_train: Optional[int] = None, n_validation: in
     """``arrays_from_vision_data(vision_data.load(dataset, **load_kwargs), ...)``; ``dataset``:
     "mnist" | "fashion_mnist" (checked before anything is loaded)."""
     _choice("dataset", dataset, DATASETS)
-    from . import vision_data
+    from . import data as vision_data
 
     return arrays_from_vision_data(vision_data.load(dataset, **load_kwargs), n_validation, n_train)
 
@@ -327,7 +328,7 @@ def init_run(cfg: TrainConfig, n_in: int = 784, keys=None) -> RunState:
     """Initial :class:`RunState` of all seeds: ``PRNGKey(seed)`` split into (init key, data key).
 
     ``keys``: optional ``(S, 2)`` uint32 keys replacing ``PRNGKey(seed)`` for ``cfg.seeds``.
-    Parameters: LeCun-normal kernels, zero biases (:func:`~dgnlib.ei_network.init_params`).
+    Parameters: LeCun-normal kernels, zero biases (:func:`~dgnlib.dic.network.init_params`).
     """
     cfg = _checked(cfg)
     n_in = _positive_int("n_in", n_in)
@@ -396,7 +397,7 @@ def masked_train_step(params: EIParams, opt_state, rule_state: RuleState, x, lab
                       cfg: TrainConfig):
     """One Adam step on the valid samples (``mask`` 1) of a padded batch.
 
-    :func:`dgnlib.ei_training.train_step` with ``sample_weights=mask`` and the settings of
+    :func:`dgnlib.dic.training.train_step` with ``sample_weights=mask`` and the settings of
     ``cfg`` (rule, solver, Adam with ``cfg.lr``, ``average_jacobian``, the linear-threshold
     guard and momentum, solver failures flagged), its metrics turned into sums.
     ``x``: float32 ``(B, n_in)``; ``labels``: int ``(B,)``; ``mask``: ``(B,)`` of 0/1 with at
@@ -594,7 +595,7 @@ def train_batch(state: RunState, x, y, mask, cfg: TrainConfig):
 
 
 # ----------------------------------------------------------------------------- checkpoints
-CHECKPOINT_KIND = "dgnlib.vision_training.fit"
+CHECKPOINT_KIND = "dgnlib.vision.training.fit"
 
 
 def checkpoint_path(directory: str | os.PathLike, dataset: str, cfg: TrainConfig) -> Path:
@@ -646,7 +647,7 @@ def save_checkpoint(path: str | os.PathLike, state: RunState, history: Sequence[
     done = {int(e) for e in np.asarray(jax.device_get(state.epoch))}
     if done != {len(history)}:
         raise ValueError(f"state has done epochs {sorted(done)} but history holds {len(history)} epochs")
-    from . import __version__
+    from .. import __version__
 
     meta = {**identity, "epoch": len(history), "jax": jax.__version__, "dgnlib": __version__,
             "platform": jax.devices()[0].platform}
@@ -681,7 +682,7 @@ def fit(state: RunState, data: VisionArrays, cfg: TrainConfig, *, epochs: Option
 
     ``epochs`` defaults to ``cfg.epochs``; ``progress``: a ``tqdm.auto`` bar over epochs (on
     stderr / a widget). Solver failures: a ``RuntimeWarning`` (``cfg.on_failure="flag"``) or
-    :class:`~dgnlib.steady_state.SteadyStateError` (``"raise"``) after the epoch.
+    :class:`~dgnlib.dic.steady_state.SteadyStateError` (``"raise"``) after the epoch.
 
     ``checkpoint``: a file (:func:`checkpoint_path`) where the state and metric history are saved
     atomically after every epoch. If it exists when ``fit`` starts, it must belong to this config
@@ -846,11 +847,11 @@ def plot_curves(results: dict, dataset: str, arch: str, rules: Sequence[str] = R
 
 # ----------------------------------------------------------------------------- command line
 def main(argv=None) -> int:
-    """``python -m dgnlib.vision_training --dataset mnist --rule exact --epochs 50``: one run per
+    """``python -m dgnlib.vision.training --dataset mnist --rule exact --epochs 50``: one run per
     (data set, rule), printing one :func:`format_epoch_line` per epoch and seed, then a summary."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m dgnlib.vision_training", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m dgnlib.vision.training", description=__doc__.splitlines()[0])
     p.add_argument("--dataset", nargs="+", default=["mnist"], help=f"any of {DATASETS}")
     p.add_argument("--rule", nargs="+", default=list(RULES), help=f"any of {RULES}")
     p.add_argument("--hidden", nargs="+", type=int, default=[256])
@@ -868,10 +869,10 @@ def main(argv=None) -> int:
     for ds in args.dataset:
         _choice("dataset", ds, DATASETS)
     if args.compilation_cache:
-        from .runtime import enable_compilation_cache
+        from ..runtime import enable_compilation_cache
 
         enable_compilation_cache()
-    from .sharding import place_run
+    from ..sharding import place_run
 
     for ds in args.dataset:
         data = load_arrays(ds, n_train=args.n_train)

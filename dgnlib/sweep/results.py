@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from .atomic import atomic_path
+from ..atomic import atomic_path
 
 __all__ = [
     "STATUS_FILE", "RESULT_FILE", "OUTPUT_NOTEBOOK", "MANIFEST_FILE", "Record", "Cell", "Table",
@@ -128,7 +128,7 @@ _EPOCH_LINE = re.compile(
 
 
 def parse_epoch_lines(lines: Sequence[str]) -> list[dict]:
-    """Records from dgnlib's vision epoch log (``dgnlib.vision_training.format_epoch_line``)::
+    """Records from dgnlib's vision epoch log (``dgnlib.vision.training.format_epoch_line``)::
 
         mnist 1x256 exact seed 0 epoch 3: train loss 0.1234 acc 0.9612 | val loss ... | test loss ... acc ...
 

@@ -19,7 +19,7 @@ def plot_learning_curves(history: dict, axes=None, label: str = "", title: str =
     """Train and test loss (and accuracy when present) against epoch.
 
     ``history``: dict with ``epoch``, ``train_loss``, ``test_loss`` and optionally
-    ``train_accuracy``, ``test_accuracy``, each of length ``epochs + 1`` (as :func:`dgnlib.dgn_train.fit`
+    ``train_accuracy``, ``test_accuracy``, each of length ``epochs + 1`` (as :func:`dgnlib.dgn.training.fit`
     returns). Returns the axes.
     """
     metrics = ["loss"] + (["accuracy"] if "test_accuracy" in history else [])

