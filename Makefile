@@ -2,6 +2,9 @@
 PYTHON ?= python3
 PIP_INSTALL = $(PYTHON) -m pip install -q -r requirements.txt -e .
 DGN_NOTEBOOKS = dgn_classification dgn_regression
+# Notebooks / pytest workers run at once (pytest-xdist; one test file stays on one worker, so its
+# module-scoped compiled programs are shared). JOBS=1 runs everything in one process.
+JOBS ?= 2
 
 .PHONY: install data run test test-unit sweep-small benchmark
 
@@ -19,16 +22,16 @@ run: install
 # Everything CI runs: every notebook against expected_outputs/, the small sweep on a local Dask
 # cluster (table + plots), nbval over the runs, unit tests.
 test: install data
-	$(PYTHON) ci/run_notebooks.py
+	$(PYTHON) ci/run_notebooks.py --jobs $(JOBS)
 	$(PYTHON) ci/run_sweep.py --fresh
-	$(PYTHON) -m pytest --nbval-lax ci/out -q
-	$(PYTHON) -m pytest tests -q
+	$(PYTHON) -m pytest --nbval-lax ci/out -q -n $(JOBS) --dist loadfile
+	$(PYTHON) -m pytest tests -q -n $(JOBS) --dist loadfile
 
 sweep-small: install data
 	$(PYTHON) ci/run_sweep.py --fresh
 
 test-unit:
-	$(PYTHON) -m pytest tests -q
+	$(PYTHON) -m pytest tests -q -n $(JOBS) --dist loadfile
 
 benchmark: install
 	$(PYTHON) benchmarks/bench_dgn.py

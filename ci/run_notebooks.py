@@ -9,6 +9,7 @@ with the expected file and prints a readable diff on mismatch. It exits 1 if any
 
     python ci/run_notebooks.py                       # all entries
     python ci/run_notebooks.py dgn_classification    # some entries
+    python ci/run_notebooks.py --jobs 2              # two notebooks (kernels) at a time
     python ci/run_notebooks.py --regenerate NAME     # rewrite NAME's expected file from a real run
                                                      # (only for an intended, explained change)
 Executed notebooks are written to ``ci/out/`` (used by nbval afterwards).
@@ -65,10 +66,21 @@ def execute(entry: dict, out_dir: Path):
     return nb, time.perf_counter() - start
 
 
-def check(entry: dict, regenerate: bool = False, out_dir: Path = OUT_DIR) -> bool:
+def _execute_in_worker(entry: dict, out_dir: Path):
+    """:func:`execute` in a worker process: returns ``(seconds, None)`` or ``(None, error text)``
+    (the executed notebook is read back from ``out_dir``)."""
+    try:
+        return execute(entry, out_dir)[1], None
+    except Exception as e:  # noqa: BLE001 - reported by the parent, with the notebook's name
+        return None, f"{type(e).__name__}: {e}"
+
+
+def check(entry: dict, regenerate: bool = False, out_dir: Path = OUT_DIR, executed=None) -> bool:
+    """Execute ``entry`` (or take ``executed`` = ``(notebook, seconds)`` from a worker), print its
+    selected log lines and compare them with the expected file."""
     name = entry["name"]
     print(f"=== {name}: {entry['notebook']} parameters={entry.get('parameters', {})}", flush=True)
-    nb, seconds = execute(entry, out_dir)
+    nb, seconds = execute(entry, out_dir) if executed is None else executed
     lines = select_lines(printed_stdout(nb), entry.get("lines"))
     for line in lines:
         print(line)
@@ -101,6 +113,9 @@ def main(argv=None) -> int:
     parser.add_argument("--list", action="store_true", help="list the entries and exit")
     parser.add_argument("--config", type=Path, default=CONFIG, help="entries file (default ci/notebooks.json)")
     parser.add_argument("--out-dir", type=Path, default=OUT_DIR, help="where executed notebooks go (default ci/out)")
+    parser.add_argument("--jobs", "-j", type=int, default=1,
+                        help="notebooks executed at once, each in its own process and kernel (default 1); "
+                             "the logs are checked and printed in the entries' order")
     args = parser.parse_args(argv)
     entries = load_entries(args.config)
     if args.list:
@@ -114,9 +129,41 @@ def main(argv=None) -> int:
     if args.regenerate and not args.names:
         parser.error("--regenerate needs the names of the entries to rewrite")
     selected = [e for e in entries if not args.names or e["name"] in args.names]
-    failed = [e["name"] for e in selected if not check(e, args.regenerate, args.out_dir)]
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    if args.jobs == 1:
+        failed = [e["name"] for e in selected if not check(e, args.regenerate, args.out_dir)]
+    else:
+        failed = _check_parallel(selected, args.jobs, args.regenerate, args.out_dir)
     print(f"{len(selected) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
+
+
+def _check_parallel(selected: list, jobs: int, regenerate: bool, out_dir: Path) -> list:
+    """Execute the entries ``jobs`` at a time (in the entries' order), then check each one in that
+    order. Returns the names that failed."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import nbformat
+
+    start = time.perf_counter()
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_execute_in_worker, e, out_dir) for e in selected]
+        outcomes = [f.result() for f in futures]
+    print(f"--- executed {len(selected)} notebooks, {jobs} at a time, in {time.perf_counter() - start:.1f} s",
+          flush=True)
+    failed = []
+    for entry, (seconds, error) in zip(selected, outcomes):
+        if error is not None:
+            print(f"=== {entry['name']}: {entry['notebook']} parameters={entry.get('parameters', {})}")
+            print(f"FAIL {entry['name']}: the notebook raised {error}")
+            failed.append(entry["name"])
+            continue
+        nb = nbformat.read(str(out_dir / f"{entry['name']}.ipynb"), as_version=4)
+        if not check(entry, regenerate, out_dir, executed=(nb, seconds)):
+            failed.append(entry["name"])
+    return failed
 
 
 if __name__ == "__main__":
