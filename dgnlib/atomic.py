@@ -1,4 +1,10 @@
-"""Atomic file writes: readers see the old file or the complete new one, never a partial one."""
+"""Atomic file writes (readers see the old file or the complete new one, never a partial one) and the
+JSON helpers of dgnlib's result and status files.
+
+``atomic_path`` (a temporary path moved into place), ``atomic_write_text``, ``write_json`` /
+``read_json`` (JSON files, NumPy/JAX values converted by ``json_default``) and ``canonical_json``
+(the one text of a JSON value, to compare parameters and table keys).
+"""
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "atomic_write_text", "write_json", "read_json", "json_default"]
+__all__ = ["atomic_path", "atomic_write_text", "write_json", "read_json", "json_default", "canonical_json"]
 
 
 @contextlib.contextmanager
@@ -68,10 +74,28 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def write_json(path, data) -> Path:
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON to ``path`` atomically.
+
+    Arguments:
+      path: the file (its folder is created).
+      data: anything JSON can hold; NumPy/JAX arrays and scalars, sets and paths are converted
+        (:func:`json_default`); anything else raises ``TypeError`` and leaves ``path`` unchanged.
+
+    Returns:
+      ``Path(path)``.
+    """
     return atomic_write_text(path, json.dumps(data, indent=1, default=json_default) + "\n")
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON value stored in ``path`` (``OSError`` if it cannot be read, ``ValueError`` if it is
+    not JSON)."""
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def canonical_json(value: Any) -> str:
+    """One text per JSON value (keys sorted, NumPy/JAX values converted): two values are the same
+    parameter or table key if and only if their texts are equal (``1`` and ``1.0`` differ)."""
+    return json.dumps(value, sort_keys=True, default=json_default)

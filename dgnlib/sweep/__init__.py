@@ -1,8 +1,53 @@
-"""Parameter sweeps over papermill notebooks on Dask, and their aggregation (``python -m dgnlib.sweep``)."""
-from . import results, runner
-from .results import *  # noqa: F401,F403
-from .runner import *  # noqa: F401,F403
-from .runner import CHECKPOINT_DIR, MAX_NAME_LENGTH, RunTask, main  # noqa: F401
-from .runner import __all__ as _runner_all
+"""Parameter sweeps of papermill notebooks on Dask, and their aggregation (``python -m dgnlib.sweep``).
 
-__all__ = list(_runner_all)
+A sweep is a notebook, a grid of parameter values (every combination is one run) and fixed
+parameters; each run executes the notebook with papermill into its own directory, on a Dask
+cluster (a LocalCluster, or a running scheduler, TLS-only on shared machines), and a re-run skips
+finished runs and resumes interrupted ones from their checkpoints. Results are data: a notebook
+writes its records (:mod:`dgnlib.records`) with :func:`write_result`, and :func:`aggregate_dir`
+turns the records of the finished runs into the paper's Table 1, CSV files and curves.
+
+==========================================  ==================================================
+concept                                     module (all names re-exported here)
+==========================================  ==================================================
+the spec: grid, runs, directory names       :mod:`dgnlib.sweep.spec` (``load_spec``,
+                                            ``make_spec``, ``parse_cli_values``, ``expand_grid``,
+                                            ``run_dir_name``, ``check_parameters``, ``plan_runs``)
+one run on a worker (papermill, status)     :mod:`dgnlib.sweep.execute` (``RunTask``, ``execute_run``)
+the sweep on Dask, TLS                      :mod:`dgnlib.sweep.runner` (``run_sweep``,
+                                            ``SweepReport``, ``tls_security``)
+run-directory files, records, aggregation   :mod:`dgnlib.sweep.results` (``write_result``,
+                                            ``load_records``, ``aggregate_dir``)
+command line                                :mod:`dgnlib.sweep.cli` (``main``)
+==========================================  ==================================================
+
+Example::
+
+    from dgnlib import sweep
+    report = sweep.run_sweep(sweep.load_spec("examples/sweeps/small.yaml"), "runs/small", n_workers=2)
+    print(sweep.aggregate_dir("runs/small").text)
+"""
+from .cli import main
+from .execute import EVENT_TOPIC, RunTask, execute_run
+from .results import (AGGREGATE_DIR, CHECKPOINT_DIR, MANIFEST_FILE, NO_RECORDS_HINT, OUTPUT_NOTEBOOK, RESULT_FILE,
+                      STATUS_FILE, AggregateReport, aggregate_dir, load_records, notebook_stdout, read_status,
+                      utc_timestamp, write_result)
+from .runner import RunOutcome, SweepReport, run_sweep, tls_security
+from .spec import (MAX_NAME_LENGTH, RESERVED_PARAMETERS, RunPlan, SweepSpec, check_parameters, expand_grid,
+                   load_spec, make_spec, notebook_parameters, parse_cli_values, plan_runs, run_dir_name)
+
+__all__ = [
+    # spec
+    "SweepSpec", "RunPlan", "MAX_NAME_LENGTH", "RESERVED_PARAMETERS", "make_spec", "load_spec", "parse_cli_values",
+    "run_dir_name", "expand_grid", "notebook_parameters", "check_parameters", "plan_runs",
+    # execute
+    "RunTask", "execute_run", "EVENT_TOPIC",
+    # runner
+    "RunOutcome", "SweepReport", "run_sweep", "tls_security",
+    # results
+    "STATUS_FILE", "RESULT_FILE", "OUTPUT_NOTEBOOK", "MANIFEST_FILE", "CHECKPOINT_DIR", "AGGREGATE_DIR",
+    "NO_RECORDS_HINT", "utc_timestamp", "write_result", "read_status", "notebook_stdout", "load_records",
+    "AggregateReport", "aggregate_dir",
+    # cli
+    "main",
+]

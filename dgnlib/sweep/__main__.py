@@ -1,6 +1,6 @@
-"""``python -m dgnlib.sweep``: run or aggregate a sweep (:func:`dgnlib.sweep.runner.main`)."""
+"""``python -m dgnlib.sweep``: run or aggregate a sweep (:func:`dgnlib.sweep.cli.main`)."""
 import sys
 
-from dgnlib.sweep.runner import main
+from dgnlib.sweep.cli import main
 
 sys.exit(main())

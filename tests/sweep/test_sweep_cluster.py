@@ -26,21 +26,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from toy_sweep import ROOT, TOY, toy_final
 
 from dgnlib import sweep
 
-ROOT = Path(__file__).resolve().parent.parent
-TOY = ROOT / "tests" / "data" / "sweep_toy.ipynb"
 SBATCH = ROOT / "examples" / "slurm" / "table1.sbatch"
 MAKE_CERTS = ROOT / "examples" / "slurm" / "make_dask_certs.sh"
 LOOPBACK = "127.0.0.1"
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the SLURM script targets Linux")
-
-
-def toy_final(x: float, seed: int, epochs: int = 3) -> float:
-    """The toy notebook's last accuracy value (see tests/test_sweep.py)."""
-    return x * epochs / epochs + 0.01 * seed
 
 
 def _dask_cli() -> list[str]:
@@ -180,21 +174,23 @@ class TestTLSCluster:
     """Tests on one ``dask_cluster`` (class-scoped: started once, stopped before the batch-script
     tests run)."""
 
-    def test_cli_sweep_on_a_scheduler_file_cluster(self, dask_cluster, tmp_path):
+    def test_cli_sweep_on_a_scheduler_file_cluster(self, dask_cluster, tmp_path, capsys):
+        """The sweep through ``python -m dgnlib.sweep`` in a process of its own; the refused client
+        without certificates, the resubmitted job and the aggregation through the same entry point
+        in this process."""
         from distributed import Client
 
         with Client(scheduler_file=str(dask_cluster.file), timeout="30s", security=dask_cluster.security) as c:
             worker_pids = set(c.run(os.getpid).values())
         runs = tmp_path / "runs"
-        cmd = [sys.executable, "-m", "dgnlib.sweep"]
-        run = [*cmd, "run", "--notebook", str(TOY), "-p", "x=1.0,2.0", "-p", "seed=0,1", "-f", "epochs=3",
+        run = ["run", "--notebook", str(TOY), "-p", "x=1.0,2.0", "-p", "seed=0,1", "-f", "epochs=3",
                "-o", str(runs), "--scheduler-file", str(dask_cluster.file), "--no-progress"]
-        no_certs = subprocess.run(run, capture_output=True, text=True, timeout=120)
-        assert no_certs.returncode == 2, no_certs.stdout + no_certs.stderr
-        assert "uses TLS: give its certificates (--tls-ca-file, --tls-cert, --tls-key" in no_certs.stderr
+        assert sweep.main(run) == 2  # no certificates
+        assert "uses TLS: give its certificates (--tls-ca-file, --tls-cert, --tls-key" in capsys.readouterr().err
         assert not list(runs.glob("*/status.json"))  # nothing ran
         run += _tls_args(dask_cluster.certs)
-        first = subprocess.run(run, capture_output=True, text=True, timeout=120)
+        first = subprocess.run([sys.executable, "-m", "dgnlib.sweep", *run], capture_output=True, text=True,
+                               timeout=120)
         assert first.returncode == 0, first.stdout + first.stderr
         assert "4 run(s)" in first.stdout and "4 finished" in first.stdout
         names = ["x=1.0__seed=0", "x=1.0__seed=1", "x=2.0__seed=0", "x=2.0__seed=1"]
@@ -203,16 +199,16 @@ class TestTLSCluster:
             assert st["status"] == "finished", st
             assert st["pid"] in worker_pids  # executed by the CLI-started workers, not by a LocalCluster
 
-        again = subprocess.run(run, capture_output=True, text=True, timeout=120)  # a resubmitted job
-        assert again.returncode == 0, again.stdout + again.stderr
-        assert "4 skipped" in again.stdout and "0 failed" in again.stdout
+        assert sweep.main(run) == 0  # a resubmitted job
+        again = capsys.readouterr().out
+        assert "4 skipped" in again and "0 failed" in again
 
-        agg = subprocess.run([*cmd, "aggregate", str(runs), "--metric", "acc", "--rows", "x", "--cols", "epochs",
-                              "--no-plot"], capture_output=True, text=True, timeout=60)
-        assert agg.returncode == 0, agg.stdout + agg.stderr
+        assert sweep.main(["aggregate", str(runs), "--metric", "acc", "--rows", "x", "--cols", "epochs",
+                           "--no-plot"]) == 0
+        agg = capsys.readouterr().out
         for x in (1.0, 2.0):
             vals = [toy_final(x, s) for s in (0, 1)]
-            assert f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals):.4f}" in agg.stdout
+            assert f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals):.4f}" in agg
         assert (runs / "aggregate" / "table_acc.csv").is_file()
 
     def test_tls_cluster_refuses_clients_without_its_certificates(self, dask_cluster, tmp_path):
@@ -257,14 +253,14 @@ def test_make_dask_certs_private_folder(tmp_path):
     assert usage.returncode == 2 and "usage:" in usage.stderr
 
 
-def test_cli_tls_options_are_checked(tmp_path):
-    cmd = [sys.executable, "-m", "dgnlib.sweep", "run", "--notebook", str(TOY), "-p", "x=1", "-o", str(tmp_path / "r")]
-    out = subprocess.run([*cmd, "--scheduler-file", "s.json", "--tls-ca-file", "ca.pem"], capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 2 and "--tls-cert, --tls-key missing" in out.stderr
-    out = subprocess.run([*cmd, "--tls-ca-file", "a", "--tls-cert", "b", "--tls-key", "c"], capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 2 and "give --scheduler or --scheduler-file too" in out.stderr
+def test_cli_tls_options_are_checked(tmp_path, capsys):
+    cmd = ["run", "--notebook", str(TOY), "-p", "x=1", "-o", str(tmp_path / "r")]
+    for args, message in (
+            (["--scheduler-file", "s.json", "--tls-ca-file", "ca.pem"], "--tls-cert, --tls-key missing"),
+            (["--tls-ca-file", "a", "--tls-cert", "b", "--tls-key", "c"], "give --scheduler or --scheduler-file too")):
+        with pytest.raises(SystemExit) as info:  # a usage error (argparse)
+            sweep.main([*cmd, *args])
+        assert info.value.code == 2 and message in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match=r"TLS cert '.*nope.pem' does not exist"):
         sweep.tls_security(TOY, tmp_path / "nope.pem", TOY)
 
@@ -467,10 +463,10 @@ def test_sbatch_script_fails_fast_when_the_workers_do_not_start(tmp_path):
     assert not (run_dir / "scheduler.json").exists() and not (run_dir / "sweep.json").exists()
 
 
-def test_missing_scheduler_file_fails_at_once(tmp_path):
+def test_missing_scheduler_file_fails_at_once(tmp_path, capsys):
     """distributed would wait for a scheduler file forever: the CLI exits 2 with one line."""
-    out = subprocess.run([sys.executable, "-m", "dgnlib.sweep", "run", "--notebook", str(TOY), "-p", "x=1",
-                          "-o", str(tmp_path / "runs"), "--scheduler-file", str(tmp_path / "none.json")],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and "scheduler file" in out.stderr and "does not exist" in out.stderr
+    assert sweep.main(["run", "--notebook", str(TOY), "-p", "x=1", "-o", str(tmp_path / "runs"),
+                       "--scheduler-file", str(tmp_path / "none.json")]) == 2
+    err = capsys.readouterr().err
+    assert "scheduler file" in err and "does not exist" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "runs").exists()

@@ -20,7 +20,7 @@ import pytest
 from dgnlib import checkpoint as ckpt
 from dgnlib import sweep
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VISION = ROOT / "notebooks" / "vision_benchmarks.ipynb"
 EPOCHS = 4
 FAST, SLOW = "rules=bp", "rules=exact"
@@ -133,7 +133,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_uninterrupted(tmp_path
     assert (run_dir / FAST / sweep.STATUS_FILE).read_bytes() == fast_status  # not recomputed
     assert (run_dir / FAST / sweep.OUTPUT_NOTEBOOK).stat().st_mtime_ns == fast_nb_mtime
     assert status(run_dir, SLOW) == "finished"
-    printed = "\n".join(sweep.runner._stdout_lines(json.loads((run_dir / SLOW / sweep.OUTPUT_NOTEBOOK).read_text())))
+    printed = "\n".join(sweep.notebook_stdout(run_dir / SLOW / sweep.OUTPUT_NOTEBOOK))
     assert f"after epoch {done} of {EPOCHS} (epochs 1-{done} restored, not recomputed)" in printed
 
     ref, got = results(ref_dir), results(run_dir)

@@ -1,0 +1,124 @@
+"""dgnlib.sweep.results: the run directory's files, the records of finished runs (the notebooks'
+records are the only input: a finished run without them is reported, never parsed from printed
+text), and the aggregation into a table, CSV files and curves (no Dask, no kernel)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import statistics
+
+import pytest
+
+from dgnlib import sweep
+
+
+def test_write_result_is_atomic_and_converts_arrays(tmp_path):
+    np = pytest.importorskip("numpy")
+    assert sweep.write_result(None, {"a": 1}) is None
+    p = sweep.write_result(tmp_path / "r.json", {"metrics": {"acc": np.array([0.5, 0.75]), "n": np.int64(3)}})
+    assert json.loads(p.read_text()) == {"metrics": {"acc": [0.5, 0.75], "n": 3}}
+    assert sorted(os.listdir(tmp_path)) == ["r.json"]  # no temporary file left behind
+    with pytest.raises(TypeError):
+        sweep.write_result(tmp_path / "x.json", {"bad": object()})
+    with pytest.raises(TypeError, match="result must be a mapping"):
+        sweep.write_result(tmp_path / "x.json", [1])
+    assert sorted(os.listdir(tmp_path)) == ["r.json"]
+
+
+def make_run(run_dir, name, status, params, result=None):
+    """A run directory as the runner leaves it: status.json (and result.json when given)."""
+    d = run_dir / name
+    d.mkdir(parents=True)
+    (d / sweep.STATUS_FILE).write_text(json.dumps({"status": status, "params": params}))
+    if result is not None:
+        (d / sweep.RESULT_FILE).write_text(result if isinstance(result, str) else json.dumps(result))
+
+
+def curve(final, seed):
+    return [final - 0.1, final + 0.01 * seed]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """Runs of every kind: records (two seeds each), one metrics-only run, finished runs without
+    records (no result.json, a result without records, invalid JSON), a failed, a running and a
+    pending run (in the manifest, no directory)."""
+    rd = tmp_path / "runs"
+    for rule, final in (("bp", 0.9), ("exact", 0.8)):
+        make_run(rd, f"rules={rule}", "finished", {"rules": [rule], "epochs": 2},
+                 {"records": [{"dataset": "mnist", "arch": "1x256", "rule": rule, "seed": s,
+                               "metrics": {"test_accuracy": curve(final, s)}} for s in (0, 1)], "wall_s": 3.0})
+    make_run(rd, "single", "finished", {"rule": "lt", "dataset": "mnist", "arch": "1x256", "seed": 0},
+             {"metrics": {"test_accuracy": [0.5, 0.7]}})
+    make_run(rd, "printed_only", "finished", {"rules": ["x"]})  # the notebook wrote no result.json
+    make_run(rd, "no_records", "finished", {"rules": ["y"]}, {"wall_s": 1.0})
+    make_run(rd, "not_json", "finished", {"rules": ["z"]}, "{")
+    make_run(rd, "broken", "failed", {"rules": ["w"]})
+    make_run(rd, "killed", "running", {"rules": ["v"]})
+    names = ["rules=bp", "rules=exact", "single", "printed_only", "no_records", "not_json", "broken", "killed", "later"]
+    (rd / sweep.MANIFEST_FILE).write_text(json.dumps({"runs": names}))
+    return rd
+
+
+def test_load_records_reads_records_only(run_dir):
+    records, counts = sweep.load_records(run_dir)
+    assert counts == {"finished": 6, "failed": 1, "running": 1, "pending": 1,
+                      "no_records": ["printed_only", "no_records", "not_json"]}
+    assert [(r.run, r.keys["rule"], r.keys["seed"]) for r in records] == [
+        ("rules=bp", "bp", 0), ("rules=bp", "bp", 1), ("rules=exact", "exact", 0), ("rules=exact", "exact", 1),
+        ("single", "lt", 0)]
+    # a record's keys: the run's parameters, updated by the record's items
+    assert records[0].keys == {"rules": ["bp"], "epochs": 2, "dataset": "mnist", "arch": "1x256", "rule": "bp",
+                               "seed": 0}
+    assert records[4].metrics == {"test_accuracy": [0.5, 0.7]}
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        sweep.load_records(run_dir / "nope")
+
+
+def test_malformed_records_name_the_run(tmp_path):
+    make_run(tmp_path, "a", "finished", {}, {"records": {"seed": 0}})
+    with pytest.raises(ValueError, match=r"a/result\.json: 'records' must be a list of record dicts, got dict"):
+        sweep.load_records(tmp_path)
+    make_run(tmp_path / "b", "r", "finished", {}, {"records": [{"seed": 0, "metrics": [0.5]}]})
+    with pytest.raises(ValueError, match=r"record 0 of run r: 'metrics' must be a dict"):
+        sweep.load_records(tmp_path / "b")
+
+
+def test_aggregate_dir_table_files_and_the_runs_without_records(run_dir):
+    rep = sweep.aggregate_dir(run_dir)
+    assert rep.table.rows == (("bp",), ("exact",), ("lt",)) and rep.table.cols == (("mnist", "1x256"),)
+    bp = [curve(0.9, s)[-1] * 100 for s in (0, 1)]
+    assert f"bp     {statistics.mean(bp):.2f} ± {statistics.stdev(bp):.2f}" in rep.text
+    assert "lt     70.00" in rep.text
+    lines = rep.text.splitlines()
+    assert lines[0] == ("test_accuracy (%), final value, mean ± std over 1/2 seed(s); rows: rule, "
+                        "columns: dataset x arch")
+    assert lines[-1].startswith("runs: 6 finished, 1 failed, 1 running or interrupted, 1 pending; "
+                                "3 finished run(s) wrote no records")
+    assert "['printed_only', 'no_records', 'not_json']" in lines[-1] and "write_result" in lines[-1]
+    assert rep.counts["no_records"] == ["printed_only", "no_records", "not_json"]
+    with open(rep.long_csv_path, newline="") as f:
+        summary = list(csv.DictReader(f))
+    assert [(r["rule"], r["dataset"], r["n"]) for r in summary] == [("bp", "mnist", "2"), ("exact", "mnist", "2"),
+                                                                      ("lt", "mnist", "1")]
+    assert rep.csv_path == run_dir / sweep.AGGREGATE_DIR / "table_test_accuracy.csv"
+    assert rep.png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_aggregate_dir_without_any_records_says_why(tmp_path):
+    make_run(tmp_path, "a", "finished", {"x": 1})
+    make_run(tmp_path, "b", "failed", {"x": 2})
+    with pytest.raises(ValueError) as info:
+        sweep.aggregate_dir(tmp_path)
+    msg = str(info.value)
+    assert "no records in finished runs (runs: 1 finished, 1 failed, 0 running or interrupted, 0 pending)" in msg
+    assert "1 finished run(s) wrote no records" in msg and "['a']" in msg and "result_path = None" in msg
+
+
+def test_notebook_stdout():
+    nb = {"cells": [{"outputs": [{"output_type": "stream", "name": "stdout", "text": ["a\n", "b"]},
+                                 {"output_type": "stream", "name": "stderr", "text": "warning\n"}]},
+                    {"cell_type": "markdown"},
+                    {"outputs": [{"output_type": "stream", "name": "stdout", "text": "c\nd\n"}]}]}
+    assert sweep.notebook_stdout(nb) == ["a", "bc", "d"]
