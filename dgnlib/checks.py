@@ -3,7 +3,8 @@
 Each check raises ``ValueError`` naming the argument, the value found and what was expected, so a
 bad call fails at the boundary with a message that says how to fix it. The array checks also work
 under ``jit``/``vmap``: there the check is attached to the returned array with
-``equinox.error_if`` (using the result raises with the same kind of message).
+``equinox.error_if`` (using the result raises with the same kind of message). JAX and Equinox are
+imported by those two checks only, so a module that needs none (the sweep runner) stays light.
 """
 from __future__ import annotations
 
@@ -11,9 +12,6 @@ import math
 import operator
 from typing import Any, Sequence
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["choice", "positive_int", "finite_number", "positive_number", "check_finite", "check_labels"]
@@ -70,6 +68,10 @@ def check_finite(x, name: str = "x"):
     with ``equinox.error_if``: using the result raises a runtime error naming ``name``.
     A NaN input would otherwise give, e.g., a silent NaN loss with the BP baseline.
     """
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
     if not jnp.issubdtype(jnp.result_type(x), jnp.inexact):
         return x  # integers (e.g. uint8 pixels) are always finite
     if isinstance(x, jax.core.Tracer):
@@ -97,6 +99,10 @@ def check_labels(labels, n_classes: int, name: str = "labels"):
     with the same kind of message. Out-of-range labels would otherwise become all-zero
     one-hot rows, i.e. a silent loss of 0.
     """
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
     if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
         raise ValueError(f"{name} must hold integer class labels, got dtype {jnp.result_type(labels)}")
     expected = f"{name} must hold class labels in 0..{n_classes - 1} ({n_classes} classes)"

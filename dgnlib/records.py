@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from .atomic import atomic_path, atomic_write_text, canonical_json
+from .checks import finite_number, positive_int
 
 __all__ = ["Record", "Cell", "Table", "format_value", "records_from_dicts", "summarize", "format_table",
            "write_table_csv", "plot_curves"]
@@ -225,7 +226,6 @@ def summarize(records: Sequence[Record | Mapping[str, Any]], metric: str = "test
     if scale is None:
         scale = 100.0 if "accuracy" in metric else 1.0
     else:
-        from .checks import finite_number  # imports JAX: only when a scale is given
 
         scale = finite_number("scale", scale)
         if scale == 0:
@@ -282,7 +282,6 @@ def format_table(table: Table, precision: Optional[int] = None,
     if precision is None:
         precision = 2 if table.scale == 100 else 4
     else:
-        from .checks import positive_int  # imports JAX: only when a precision is given
 
         precision = positive_int("precision", precision, minimum=0)
     header = ["/".join(table.row_keys) or "-"] + [_label(c, labels=labels) for c in table.cols]

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from ..atomic import read_json, write_json
+from ..checks import positive_int
 from .execute import EVENT_TOPIC, RunTask, execute_run
 from .results import MANIFEST_FILE, NO_RECORDS_HINT, STATUS_FILE, utc_timestamp
 from .spec import SweepSpec, check_parameters, plan_runs
@@ -160,7 +161,6 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, n_workers: Optiona
     run_dir = Path(run_dir).resolve()
     notebook = Path(spec.notebook).resolve()
     if n_workers is not None:
-        from ..checks import positive_int  # dgnlib.checks imports JAX: only when a value is checked
 
         n_workers = positive_int("n_workers", n_workers)
     if client is None and scheduler_file and not Path(scheduler_file).is_file():

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from ..atomic import canonical_json
+from ..checks import finite_number, positive_int, positive_number
 from ..records import format_value
 from .results import read_status
 
@@ -89,7 +90,6 @@ def make_spec(notebook: str | os.PathLike, grid: Optional[Mapping[str, Sequence]
     if reserved:
         raise ValueError(f"{source}: {reserved} is set by the runner and cannot be swept or fixed")
     if timeout is not None:
-        from ..checks import finite_number, positive_number  # dgnlib.checks imports JAX: only when used
 
         name = f"{source}: timeout (seconds)"
         timeout = positive_number(name, finite_number(name, timeout))
@@ -201,7 +201,6 @@ def parse_cli_values(item: str, *, single: bool = False) -> tuple[str, Any]:
 
 def _check_max_length(max_length: Any) -> None:
     if max_length != MAX_NAME_LENGTH:
-        from ..checks import positive_int  # dgnlib.checks imports JAX: only when a value is checked
 
         positive_int("max_length", max_length, minimum=10)
 
