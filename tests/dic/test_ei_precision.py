@@ -22,8 +22,8 @@ cores; run with ``-s`` to print them) and far below what a miscompilation gives 
   differences of O(1) numbers (``u_I - phi_E(u_E) = -Q^T c``), so float32 loses digits to
   cancellation. Measured worst: exact 1.4e-6, linear threshold 4.8e-5.
 * Vision epoch: Adam divides each gradient component by its own magnitude, so a component at
-  the rounding-noise level can move by up to ``lr`` per step whatever its size: parameters are
-  compared in units of ``lr * steps`` (all but 0.1% of the components within 1e-2; measured:
+  the rounding-noise level can move by up to ``learning_rate`` per step whatever its size: parameters are
+  compared in units of ``learning_rate * steps`` (all but 0.1% of the components within 1e-2; measured:
   one component in 1e4 above, the largest at 8.6e-2), the losses with ``ALG`` (measured 2.1e-7).
 * ``ST`` (1e-4): the student-teacher task without control (teacher, burn-in), measured 1.2e-6;
   ``ST_FIELD`` (1e-3): the vector field of its training mode at one state, measured 5.2e-5
