@@ -23,8 +23,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
-from dgnlib.dic.network import EIConfig, init_params  # noqa: E402
-from dgnlib.dic.training import STATIC_ARGNAMES, init_train_state, train_step  # noqa: E402
+from dgnlib.dic import STATIC_ARGNAMES, EIConfig, init_params, init_train_state, train_step  # noqa: E402
 
 
 def time_step(step, args, kwargs, repeats):

@@ -1,6 +1,13 @@
 """Local learning rules of the dis-inhibitory E/I network, and the BP baseline.
 
-All rules return batch-averaged *gradients* in the :class:`~dgnlib.dic.network.EIParams`
+Every rule's update is written once, here: :func:`local_error` (the plasticity error of all
+the local rules, ``(m - r_E) phi_E'``, where ``m`` models ``phi_I^-1(r_I)``: exactly ``u_I``, or
+the line :func:`linear_threshold_model`) and :func:`bp_gradients`. The multi-layer network's
+rules below map them over the layers; the microcircuit (:mod:`dgnlib.dic.microcircuit`, Fig. 3)
+and the continuous-time student-teacher model (:mod:`dgnlib.dic.student_teacher`, Fig. 4, whose
+weights follow ``tau_W dW/dt = -pre (x) local_error``) use the same two functions.
+
+All rules of the E/I network return batch-averaged *gradients* in the :class:`~dgnlib.dic.network.EIParams`
 structure, with the sign convention of autodiff gradients: an optimizer that
 *subtracts* them (``optax.adam``, ``optax.sgd``) lowers the loss. Quantities are taken
 at the closed-loop (CL) steady state.
@@ -38,6 +45,8 @@ from .losses import softmax_cross_entropy
 __all__ = [
     "RuleState",
     "init_rule_state",
+    "local_error",
+    "linear_threshold_model",
     "exact_inverse_errors",
     "linear_threshold_fit",
     "linear_threshold_errors",
@@ -48,7 +57,6 @@ __all__ = [
     "linear_threshold_gradients",
     "mlp_forward",
     "mean_cross_entropy",
-    "mlp_loss",
     "bp_gradients",
 ]
 
@@ -89,10 +97,32 @@ def _mean_rows(a, w, n):
     return jnp.tensordot(w, a, axes=(0, 0)) / n
 
 
+def local_error(r_E, inverse_model, slope):
+    """The plasticity error of the local rules, in gradient sign: ``(m - r_E) * slope``.
+
+    Arguments (broadcasting arrays): ``r_E`` the excitatory rate ``phi_E(u_E)``;
+    ``inverse_model`` ``m``, the rule's model of ``phi_I^-1(r_I)`` (exact inverse: ``u_I``;
+    linear threshold: :func:`linear_threshold_model`); ``slope`` normally ``phi_E'(u_E)``.
+    Returns: the error; the weight change of a synapse is minus it times the presynaptic rate,
+    ``r_pre (r_E - m) slope`` (potentiation under dis-inhibition, where ``m < r_E``).
+    """
+    return (inverse_model - r_E) * slope
+
+
+def linear_threshold_model(theta, delta, r_I):
+    """``theta + delta * r_I``: the linear model of ``phi_I^-1(r_I)`` of the linear-threshold rule.
+
+    Arguments: the fit ``theta``, ``delta`` (e.g. from
+    :func:`~dgnlib.dic.activations.linearised_inverse`) and the inhibitory rate ``r_I`` (broadcasting).
+    Returns: the model's value, the rule's sliding threshold on ``r_E``.
+    """
+    return theta + delta * r_I
+
+
 def exact_inverse_errors(state: EIState, cfg: EIConfig):
     """Hidden errors ``(u_I - phi_E(u_E)) * phi_E'(u_E)``: tuple of ``(B, n_l)``."""
     return tuple(
-        (u_I - cfg.phi_E(u_E)) * cfg.phi_E.slope(u_E) for u_E, u_I in zip(state.u_E, state.u_I)
+        local_error(cfg.phi_E(u_E), u_I, cfg.phi_E.slope(u_E)) for u_E, u_I in zip(state.u_E, state.u_I)
     )
 
 
@@ -129,13 +159,13 @@ def linear_threshold_errors(state: EIState, thetas, deltas, cfg: EIConfig):
     ``r_pre (r_E - (theta + delta r_I)) phi_E'(u_E)``.
     """
     return tuple(
-        (th + de * cfg.phi_I(u_I) - cfg.phi_E(u_E)) * cfg.phi_E.slope(u_E)
+        local_error(cfg.phi_E(u_E), linear_threshold_model(th, de, cfg.phi_I(u_I)), cfg.phi_E.slope(u_E))
         for u_E, u_I, th, de in zip(state.u_E, state.u_I, thetas, deltas)
     )
 
 
 def readout_error(params: EIParams, state: EIState, cfg: EIConfig):
-    """``delta_out = h^L @ W_out - u_out``, shape ``(B, K)``."""
+    """``delta_out = h^L @ W_out - u_out``, shape ``(B, K)`` (``= -c`` at the closed-loop fixed point)."""
     return cfg.phi_E(state.u_E[-1]) @ params.W_out - state.u_out
 
 
@@ -191,11 +221,6 @@ def mean_cross_entropy(targets, logits, sample_weights=None):
     ce = softmax_cross_entropy(targets, logits)
     w, n = batch_weights(sample_weights, ce.shape[0], ce.dtype)
     return jnp.mean(ce) if w is None else jnp.sum(w * ce) / n
-
-
-def mlp_loss(params: EIParams, x, targets, cfg: EIConfig = EIConfig(), *, sample_weights=None):
-    """Mean softmax cross-entropy of the MLP; ``targets`` ``(B, K)``."""
-    return mean_cross_entropy(targets, mlp_forward(params, x, cfg), sample_weights)
 
 
 def bp_gradients(params: EIParams, x, targets, cfg: EIConfig = EIConfig(), *, sample_weights=None):

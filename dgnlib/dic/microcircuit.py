@@ -11,8 +11,12 @@ any array of inputs ``x`` (and targets). The weight change of the input synapse 
     dw = x (r_E - (theta + delta r_I)) phi_E'(u_E)          (linear fit of phi_I^-1)
     dw = x (r_E - phi_I^-1(r_I)) phi_E'(u_E)                 (exact)
 
-with ``r_E = phi_E(u_E)``, ``r_I = phi_I(u_I)``. :func:`crossings` finds where a dw
-curve changes sign, reporting the interpolated r_E.
+with ``r_E = phi_E(u_E)``, ``r_I = phi_I(u_I)``: the local rules of
+:mod:`dgnlib.dic.learning_rules` (:func:`~dgnlib.dic.learning_rules.local_error`,
+:func:`~dgnlib.dic.learning_rules.linear_threshold_model`) applied to one synapse.
+:func:`crossings` finds where a dw curve changes sign, reporting the interpolated r_E.
+The protocols of the figures (:func:`topdown_curves`, :func:`ablated_curves`,
+:func:`isolated_curves`) return :class:`Curve` records; :func:`crossing_line` prints one.
 """
 from __future__ import annotations
 
@@ -22,11 +26,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..checks import positive_int
 from .activations import SoftRectifier
+from .learning_rules import linear_threshold_model, local_error
 
 __all__ = [
-    "CircuitParams", "CircuitState", "Crossings",
-    "simulate", "steady_state", "isolated_neuron", "dw_linear", "dw_exact", "crossings",
+    "CircuitConfig", "CircuitState", "Crossings",
+    "simulate", "steady_state", "isolated_neuron", "dw_linear_threshold", "dw_exact", "crossings",
     "FIG3_FITS", "FIGS2_FITS", "ISOLATED_RATES", "Curve",
     "topdown_curves", "ablated_curves", "isolated_curves", "crossing_line",
 ]
@@ -39,7 +45,7 @@ FIGS2_FITS = ((1.5, 0.5), (-0.5, 1.5), (1.5, 2.0), (4.0, 1.0), (1.75, 1.25))
 ISOLATED_RATES = (0.01, 0.673, 1.337, 2.0)
 
 
-class CircuitParams(NamedTuple):
+class CircuitConfig(NamedTuple):
     """Constants of the microcircuit (a pytree of floats; ``n_steps`` must stay static)."""
 
     phi_E: SoftRectifier = SoftRectifier(1.0, 1.0, 3.0)
@@ -69,16 +75,16 @@ def _f32(x):
     return jnp.asarray(x, jnp.float32)
 
 
-def _euler(x, target, has_target, params: CircuitParams, n_steps: int):
-    phi_E, phi_I = params.phi_E, params.phi_I
+def _euler(x, target, has_target, config: CircuitConfig, n_steps: int):
+    phi_E, phi_I = config.phi_E, config.phi_I
 
     def step(carry, _):
         u_E, u_I = carry
         r_E = phi_E(u_E)
-        top_down = jnp.where(has_target, -params.alpha * (target - r_E), 0.0)
+        top_down = jnp.where(has_target, -config.alpha * (target - r_E), 0.0)
         du_E = -u_E - phi_I(u_I) + x
         du_I = -u_I + r_E + top_down
-        return (u_E + params.dt * du_E, u_I + params.dt * du_I), None
+        return (u_E + config.dt * du_E, u_I + config.dt * du_I), None
 
     zero = jnp.zeros_like(x)
     (u_E, u_I), _ = jax.lax.scan(step, (zero, zero), None, length=n_steps)
@@ -88,34 +94,33 @@ def _euler(x, target, has_target, params: CircuitParams, n_steps: int):
 _euler_jit = jax.jit(_euler, static_argnames=("n_steps",))
 
 
-def simulate(x, target=None, params: CircuitParams = CircuitParams(), n_steps: int = 600) -> CircuitState:
+def simulate(x, target=None, config: CircuitConfig = CircuitConfig(), n_steps: int = 600) -> CircuitState:
     """State after ``n_steps`` Euler steps from zero, for every input in ``x`` (any shape).
 
     ``target``: None (top-down feedback ablated) or the target rate r_tar, a scalar or an
     array broadcastable to ``x``.
     """
     x = _f32(x)
-    if int(n_steps) != n_steps or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    n_steps = positive_int("n_steps", n_steps)
     has_target = target is not None
     t = _f32(0.0 if target is None else target)
     try:
         x, t = jnp.broadcast_arrays(x, t)
     except ValueError as exc:
         raise ValueError(f"target of shape {jnp.shape(target)} does not broadcast with x of shape {x.shape}") from exc
-    return _euler_jit(x, t, jnp.asarray(has_target), jax.tree_util.tree_map(_f32, params), int(n_steps))
+    return _euler_jit(x, t, jnp.asarray(has_target), jax.tree_util.tree_map(_f32, config), n_steps)
 
 
-def steady_state(x, target=None, params: CircuitParams = CircuitParams(), iters: int = 60) -> CircuitState:
+def steady_state(x, target=None, config: CircuitConfig = CircuitConfig(), iters: int = 60) -> CircuitState:
     """Fixed point of the circuit by Newton's method on u_E (independent of the Euler path).
 
     With ``u_I = (1 + a) phi_E(u_E) - a r_tar`` (a = alpha with a target, 0 without),
     solves ``u_E + phi_I(u_I) - x = 0``, whose left side increases strictly in u_E.
     """
     x = _f32(x)
-    a = 0.0 if target is None else params.alpha
+    a = 0.0 if target is None else config.alpha
     t = _f32(0.0 if target is None else target)
-    phi_E, phi_I = params.phi_E, params.phi_I
+    phi_E, phi_I = config.phi_E, config.phi_I
 
     def g(u_E):
         return u_E + phi_I((1 + a) * phi_E(u_E) - a * t) - x
@@ -130,7 +135,7 @@ def steady_state(x, target=None, params: CircuitParams = CircuitParams(), iters:
     return CircuitState(u_E, u_I, phi_E(u_E), phi_I(u_I))
 
 
-def isolated_neuron(u_E, r_I, params: CircuitParams = CircuitParams()) -> CircuitState:
+def isolated_neuron(u_E, r_I, config: CircuitConfig = CircuitConfig()) -> CircuitState:
     """Isolated-neuron protocol: u_E clamped (any shape), inhibitory rate fixed at ``r_I > 0``
     (scalar or broadcastable); ``u_I = phi_I^-1(r_I)``."""
     u_E = _f32(u_E)
@@ -138,17 +143,18 @@ def isolated_neuron(u_E, r_I, params: CircuitParams = CircuitParams()) -> Circui
     if np.any(np.asarray(r_I) <= 0):
         raise ValueError(f"r_I must be positive (phi_I^-1 is undefined otherwise), got {np.asarray(r_I)}")
     u_E, r_I = jnp.broadcast_arrays(u_E, r_I)
-    return CircuitState(u_E, params.phi_I.inverse(r_I), params.phi_E(u_E), r_I)
+    return CircuitState(u_E, config.phi_I.inverse(r_I), config.phi_E(u_E), r_I)
 
 
-def dw_linear(x, state: CircuitState, theta, delta, params: CircuitParams = CircuitParams()):
+def dw_linear_threshold(x, state: CircuitState, theta, delta, config: CircuitConfig = CircuitConfig()):
     """``x (r_E - (theta + delta r_I)) phi_E'(u_E)``; shapes broadcast."""
-    return _f32(x) * (state.r_E - (theta + delta * state.r_I)) * params.phi_E.slope(state.u_E)
+    m = linear_threshold_model(theta, delta, state.r_I)
+    return -_f32(x) * local_error(state.r_E, m, config.phi_E.slope(state.u_E))
 
 
-def dw_exact(x, state: CircuitState, params: CircuitParams = CircuitParams()):
+def dw_exact(x, state: CircuitState, config: CircuitConfig = CircuitConfig()):
     """``x (r_E - phi_I^-1(r_I)) phi_E'(u_E)``; shapes broadcast."""
-    return _f32(x) * (state.r_E - params.phi_I.inverse(state.r_I)) * params.phi_E.slope(state.u_E)
+    return -_f32(x) * local_error(state.r_E, config.phi_I.inverse(state.r_I), config.phi_E.slope(state.u_E))
 
 
 def crossings(r_E, dw, tol: float = 0.0) -> Crossings:
@@ -198,36 +204,36 @@ def _check_grid(grid, name):
     return grid
 
 
-def _curves(protocol, grid, state, x, fits, target, r_I, exact, params):
+def _curves(protocol, grid, state, x, fits, target, r_I, exact, config):
     out = [Curve(protocol, tuple(float(v) for v in fit), target, r_I, grid, np.asarray(state.r_E),
-                 np.asarray(dw_linear(x, state, fit[0], fit[1], params))) for fit in fits]
+                 np.asarray(dw_linear_threshold(x, state, fit[0], fit[1], config))) for fit in fits]
     if exact:
         out.append(Curve(protocol, "exact", target, r_I, grid, np.asarray(state.r_E),
-                         np.asarray(dw_exact(x, state, params))))
+                         np.asarray(dw_exact(x, state, config))))
     return out
 
 
-def topdown_curves(x, target, fits=FIG3_FITS, exact=True, params: CircuitParams = CircuitParams()):
+def topdown_curves(x, target, fits=FIG3_FITS, exact=True, config: CircuitConfig = CircuitConfig()):
     """Fig. 3a: circuit with top-down target ``target``; one :class:`Curve` per fit (+ exact)."""
     x = _check_grid(x, "x")
-    return _curves("topdown", x, simulate(x, target, params), x, fits, float(target), None, exact, params)
+    return _curves("topdown", x, simulate(x, target, config), x, fits, float(target), None, exact, config)
 
 
-def ablated_curves(x, fits=FIG3_FITS, exact=True, params: CircuitParams = CircuitParams()):
+def ablated_curves(x, fits=FIG3_FITS, exact=True, config: CircuitConfig = CircuitConfig()):
     """Fig. 3b: top-down feedback ablated; one :class:`Curve` per fit (+ exact)."""
     x = _check_grid(x, "x")
-    return _curves("ablated", x, simulate(x, None, params), x, fits, None, None, exact, params)
+    return _curves("ablated", x, simulate(x, None, config), x, fits, None, None, exact, config)
 
 
 def isolated_curves(u_E, r_I_values=ISOLATED_RATES, fits=FIG3_FITS, x_pre: float = 1.0, exact=False,
-                    params: CircuitParams = CircuitParams()):
+                    config: CircuitConfig = CircuitConfig()):
     """Fig. 3c: u_E clamped on the grid ``u_E``, r_I fixed; presynaptic rate ``x_pre``.
     One :class:`Curve` per (r_I, fit)."""
     u_E = _check_grid(u_E, "u_E")
     out = []
     for r_I in r_I_values:
-        out += _curves("isolated", u_E, isolated_neuron(u_E, r_I, params), x_pre, fits, None, float(r_I),
-                       exact, params)
+        out += _curves("isolated", u_E, isolated_neuron(u_E, r_I, config), x_pre, fits, None, float(r_I),
+                       exact, config)
     return out
 
 

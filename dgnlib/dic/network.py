@@ -12,6 +12,7 @@ with ``h^0 = x`` and ``h^l = phi_E(u_E^l)``. In closed loop ``c = k_p e + k_i c_
 
 Conventions (all arrays float32):
 
+* ``K`` is the number of classes (``n_classes``), ``B`` the batch size.
 * Weights are stored input-major as in Flax ``Dense``: ``W_l`` has shape ``(n_{l-1}, n_l)``,
   ``W_out`` has shape ``(n_L, K)``; the drive of a batch ``h`` of shape ``(B, n)`` is ``h @ W + b``.
 * Batched states: ``u_E[l]``, ``u_I[l]`` are ``(B, n_l)``; ``u_out``, ``c_int``, ``c`` are ``(B, K)``.
@@ -19,40 +20,41 @@ Conventions (all arrays float32):
 * ``W_0 x + b_1`` (called ``ff0``) is computed once per solve by :func:`input_drive`.
 
 Everything is a NamedTuple pytree; :class:`EIConfig` holds only Python numbers and is
-meant to be a *static* (hashable) argument of jitted functions.
+meant to be a *static* (hashable) argument of jitted functions. The solvers of these equations
+are in :mod:`dgnlib.dic.steady_state` (algebraic: :mod:`~dgnlib.dic.algebraic`, ODE:
+:mod:`~dgnlib.dic.ode`); the feedback weights ``Q_l`` are computed here.
 """
 from __future__ import annotations
 
-import operator
 from typing import NamedTuple, Sequence, Tuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .activations import SoftRectifier, softplus
 from .controller import LeakyPI
-from ..checks import check_finite
+from ..checks import positive_int
 
 __all__ = [
     "Layer",
     "EIParams",
     "EIState",
+    "DynamicState",
     "ODESettings",
     "AlgebraicSettings",
     "EIConfig",
     "init_params",
     "layer_sizes",
     "check_params",
+    "check_config",
     "check_inputs",
-    "check_finite",
     "input_drive",
     "zero_state",
     "dynamic_part",
     "rates",
     "control_signal",
     "apply_feedback",
+    "vector_field",
     "open_loop_vector_field",
     "closed_loop_vector_field",
     "steady_state_residual",
@@ -90,8 +92,8 @@ class EIState(NamedTuple):
     c: jax.Array
 
 
-class _Dyn(NamedTuple):
-    """Dynamic variables integrated by the ODE solver (EIState without ``c``)."""
+class DynamicState(NamedTuple):
+    """Dynamic variables integrated by the ODE solver (:class:`EIState` without ``c``)."""
 
     u_E: Tuple[jax.Array, ...]
     u_I: Tuple[jax.Array, ...]
@@ -161,18 +163,9 @@ def init_params(key, sizes: Sequence[int], dtype=jnp.float32) -> EIParams:
         raise ValueError(
             f"sizes must be (n_in, n_1, ..., n_L, K) with at least one hidden layer, got {sizes}"
         )
-    checked = []
-    for i, n in enumerate(sizes):
-        try:
-            n_int = operator.index(n)  # ints and numpy integers, not floats or bools
-        except TypeError:
-            n_int = None
-        if n_int is None or isinstance(n, bool) or n_int < 1:
-            raise ValueError(f"sizes[{i}] must be a positive int, got {n!r}")
-        checked.append(n_int)
-    sizes = tuple(checked)
-    if sizes[-1] < 2:
-        raise ValueError(f"sizes[-1] (number of outputs K) must be >= 2, got {sizes[-1]}")
+    # ints and numpy integers, not floats or bools; K = n_classes >= 2
+    sizes = tuple(positive_int(f"sizes[{i}]", n, minimum=2 if i == len(sizes) - 1 else 1)
+                  for i, n in enumerate(sizes))
     init = jax.nn.initializers.lecun_normal()
     keys = jax.random.split(key, len(sizes) - 1)
     layers = tuple(
@@ -217,6 +210,13 @@ def check_params(params) -> None:
         )
 
 
+def check_config(cfg) -> EIConfig:
+    """``cfg`` if it is an :class:`EIConfig`, else ``ValueError`` naming its type."""
+    if not isinstance(cfg, EIConfig):
+        raise ValueError(f"cfg must be an EIConfig, got {type(cfg).__name__}")
+    return cfg
+
+
 def check_inputs(params: EIParams, x, y=None, Q=None) -> None:
     """Validate ``x`` ``(B, n_in)``, optional targets ``y`` ``(B, K)`` and feedback ``Q``."""
     check_params(params)
@@ -255,8 +255,9 @@ def zero_state(params: EIParams, batch: int, dtype=jnp.float32) -> EIState:
     return EIState(zs, zs, zK, zK, zK)
 
 
-def dynamic_part(state: EIState) -> _Dyn:
-    return _Dyn(tuple(state.u_E), tuple(state.u_I), state.u_out, state.c_int)
+def dynamic_part(state: EIState) -> DynamicState:
+    """The dynamic variables of ``state`` (all fields but ``c``)."""
+    return DynamicState(tuple(state.u_E), tuple(state.u_I), state.u_out, state.c_int)
 
 
 def rates(state, cfg: EIConfig):
@@ -280,7 +281,7 @@ def apply_feedback(Q_l, c):
     return jnp.einsum("bk,bkn->bn", c, Q_l)
 
 
-def _rhs(params: EIParams, ff0, dyn: _Dyn, cfg: EIConfig, Q, y):
+def _rhs(params: EIParams, ff0, dyn: DynamicState, cfg: EIConfig, Q, y):
     """Right-hand sides *without* the time constants (``tau * du/dt``)."""
     c = None if Q is None else control_signal(dyn.u_out, dyn.c_int, y, cfg)
     du_E, du_I = [], []
@@ -300,23 +301,28 @@ def _rhs(params: EIParams, ff0, dyn: _Dyn, cfg: EIConfig, Q, y):
         e = y - jax.nn.softmax(dyn.u_out, axis=-1)
         d_out = -dyn.u_out + drive_out + c
         d_int = e - cfg.controller.lam * dyn.c_int
-    return _Dyn(tuple(du_E), tuple(du_I), d_out, d_int)
+    return DynamicState(tuple(du_E), tuple(du_I), d_out, d_int)
 
 
-def open_loop_vector_field(params: EIParams, ff0, dyn: _Dyn, cfg: EIConfig) -> _Dyn:
+def vector_field(params: EIParams, ff0, dyn: DynamicState, cfg: EIConfig, Q=None, y=None) -> DynamicState:
+    """``d/dt`` of the network: open loop when ``Q is None``, else closed loop with feedback
+    ``Q`` and targets ``y`` ``(B, K)``; ``ff0`` from :func:`input_drive`. (The right-hand side
+    the ODE solver integrates.)"""
+    return _scale(_rhs(params, ff0, dyn, cfg, Q, y), cfg)
+
+
+def open_loop_vector_field(params: EIParams, ff0, dyn: DynamicState, cfg: EIConfig) -> DynamicState:
     """``d/dt`` of the open-loop network (no control); ``ff0`` from :func:`input_drive`."""
-    r = _rhs(params, ff0, dyn, cfg, None, None)
-    return _scale(r, cfg)
+    return vector_field(params, ff0, dyn, cfg)
 
 
-def closed_loop_vector_field(params: EIParams, ff0, dyn: _Dyn, Q, y, cfg: EIConfig) -> _Dyn:
+def closed_loop_vector_field(params: EIParams, ff0, dyn: DynamicState, Q, y, cfg: EIConfig) -> DynamicState:
     """``d/dt`` of the closed-loop network with feedback ``Q`` and targets ``y`` ``(B, K)``."""
-    r = _rhs(params, ff0, dyn, cfg, Q, y)
-    return _scale(r, cfg)
+    return vector_field(params, ff0, dyn, cfg, Q, y)
 
 
-def _scale(r: _Dyn, cfg: EIConfig) -> _Dyn:
-    return _Dyn(
+def _scale(r: DynamicState, cfg: EIConfig) -> DynamicState:
+    return DynamicState(
         tuple(d / cfg.tau_E for d in r.u_E),
         tuple(d / cfg.tau_I for d in r.u_I),
         r.u_out / cfg.tau_E,
@@ -329,7 +335,7 @@ def steady_state_residual(params: EIParams, ff0, state, cfg: EIConfig, Q=None, y
 
     Open loop when ``Q is None``; otherwise closed loop with targets ``y``.
     """
-    dyn = state if isinstance(state, _Dyn) else dynamic_part(state)
+    dyn = state if isinstance(state, DynamicState) else dynamic_part(state)
     r = _rhs(params, ff0, dyn, cfg, Q, y)
     return jnp.max(jnp.stack([jnp.max(jnp.abs(leaf)) for leaf in jax.tree_util.tree_leaves(r)]))
 

@@ -19,8 +19,10 @@ paper), ``ol_loss``/``ol_accuracy`` are open-loop (free by-products).
 ``sample_weights`` ``(B,)`` (e.g. the 0/1 mask of a padded batch, as in the vision epoch of
 :mod:`dgnlib.vision.training`) weighs every batch mean of the step: loss and accuracy, the BP
 gradient, the local gradients, the linear-threshold rate fit and the batch-averaged Jacobian.
-This is the only training step of the E/I network; the rules' updates are those of
-:mod:`dgnlib.dic.learning_rules`.
+This is the only training step of the E/I network (the vision loop, the tests and the
+benchmark all call it); the rules' updates are those of :mod:`dgnlib.dic.learning_rules`.
+``RULES`` names the rules everywhere in dgnlib (the student-teacher experiment uses its two
+local rules, :data:`dgnlib.dic.student_teacher.STUDENTS`).
 """
 from __future__ import annotations
 
@@ -31,8 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..checks import check_finite, check_labels
-from .network import EIConfig, EIParams, check_inputs, check_params, feedback_weights
+from ..checks import check_finite, check_labels, choice
+from .network import EIConfig, EIParams, check_config, check_inputs, check_params, feedback_weights
 from .learning_rules import (
     RuleState,
     batch_weights,
@@ -83,24 +85,19 @@ class EvalMetrics(NamedTuple):
     loss: jax.Array
 
 
-def _check_choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-
-
 def init_train_state(params: EIParams, optimizer: optax.GradientTransformation):
     """``(opt_state, rule_state)`` for :func:`train_step`."""
     check_params(params)
     return optimizer.init(params), init_rule_state(params)
 
 
-def make_targets(y, K: int, cfg: EIConfig = EIConfig(), *, name: str = "y", check: bool = True):
-    """``(targets (B, K), labels (B,))`` from integer labels ``(B,)`` or targets ``(B, K)``.
+def make_targets(y, n_classes: int, cfg: EIConfig = EIConfig(), *, name: str = "y", check: bool = True):
+    """``(targets (B, n_classes), labels (B,))`` from integer labels ``(B,)`` or targets ``(B, n_classes)``.
 
-    Integer labels must lie in ``0..K-1`` and become (soft) one-hot targets with
+    Integer labels must lie in ``0..n_classes-1`` and become (soft) one-hot targets with
     ``cfg.target_value`` on the true class (1.0 = hard labels, the paper's effective setting);
     float targets must be finite. Bad values raise an error naming ``name`` (host-side, or at
-    run time under ``jit``: see :func:`~dgnlib.dic.losses.check_labels`). ``check=False`` skips
+    run time under ``jit``: see :func:`dgnlib.checks.check_labels`). ``check=False`` skips
     these value checks (the caller has checked the data on the host); dtypes and shapes are
     still checked.
     """
@@ -109,13 +106,13 @@ def make_targets(y, K: int, cfg: EIConfig = EIConfig(), *, name: str = "y", chec
         if not jnp.issubdtype(y.dtype, jnp.integer):
             raise ValueError(f"1-D {name} must hold integer labels, got dtype {y.dtype}")
         if check:
-            y = check_labels(y, K, name)
-        return soft_targets(y, K, cfg.target_value), y
-    if y.ndim == 2 and y.shape[1] == K:
+            y = check_labels(y, n_classes, name)
+        return soft_targets(y, n_classes, cfg.target_value), y
+    if y.ndim == 2 and y.shape[1] == n_classes:
         if check:
             y = check_finite(y, name)
         return y.astype(jnp.float32), jnp.argmax(y, axis=-1)
-    raise ValueError(f"{name} must be integer labels (B,) or targets (B, {K}), got shape {y.shape}")
+    raise ValueError(f"{name} must be integer labels (B,) or targets (B, {n_classes}), got shape {y.shape}")
 
 
 def _batch_metrics(logits, targets, labels, sample_weights=None):
@@ -139,7 +136,8 @@ def train_step(params: EIParams, opt_state, rule_state: RuleState, x_batch, y_ba
                sample_weights=None, check_data: bool = True):
     """One optimisation step.
 
-    ``x_batch``: ``(B, n_in)``; ``y_batch``: integer labels ``(B,)`` or targets ``(B, K)``.
+    ``x_batch``: ``(B, n_in)``; ``y_batch``: integer labels ``(B,)`` or targets ``(B, K)``
+    (``K = n_classes``, the width of ``params.W_out``).
     ``rule``: "bp" | "exact" | "linear_threshold"; ``solver``: "algebraic" | "ode"
     (ignored by "bp"); ``average_jacobian``: batch-average ``Q``; ``on_failure``: "raise" |
     "flag" (see :mod:`dgnlib.dic.steady_state`); ``lt_min_rate``/``lt_momentum``: guard and
@@ -157,19 +155,18 @@ def train_step(params: EIParams, opt_state, rule_state: RuleState, x_batch, y_ba
     Returns ``(params, opt_state, rule_state, TrainMetrics)``; the metrics are the weighted
     batch means.
     """
-    _check_choice("rule", rule, RULES)
-    _check_choice("solver", solver, SOLVERS)
+    choice("rule", rule, RULES)
+    choice("solver", solver, SOLVERS)
     if not isinstance(average_jacobian, bool):
         raise ValueError(f"average_jacobian must be a bool, got {average_jacobian!r}")
-    if not isinstance(cfg, EIConfig):
-        raise ValueError(f"cfg must be an EIConfig, got {type(cfg).__name__}")
+    check_config(cfg)
     if not isinstance(check_data, bool):
         raise ValueError(f"check_data must be a bool, got {check_data!r}")
     check_inputs(params, x_batch)
     if check_data:
         x_batch = check_finite(x_batch, "x_batch")
-    K = params.W_out.shape[1]
-    targets, labels = make_targets(y_batch, K, cfg, name="y_batch", check=check_data)
+    n_classes = params.W_out.shape[1]
+    targets, labels = make_targets(y_batch, n_classes, cfg, name="y_batch", check=check_data)
     if targets.shape[0] != x_batch.shape[0]:
         raise ValueError(
             f"y_batch has {targets.shape[0]} samples but x_batch has {x_batch.shape[0]}"
@@ -219,12 +216,12 @@ def evaluate(params: EIParams, x, labels, *, model: str = "ei", cfg: EIConfig = 
     ``model="ei"``: logits are the OL ``u_out`` of the E/I network; ``model="mlp"``: the
     BP baseline's MLP. ``labels``: integer ``(B,)`` (or targets ``(B, K)``).
     """
-    _check_choice("model", model, MODELS)
-    _check_choice("solver", solver, SOLVERS)
+    choice("model", model, MODELS)
+    choice("solver", solver, SOLVERS)
     check_inputs(params, x)
     x = check_finite(x, "x")
-    K = params.W_out.shape[1]
-    targets, lab = make_targets(labels, K, cfg, name="labels")
+    n_classes = params.W_out.shape[1]
+    targets, lab = make_targets(labels, n_classes, cfg, name="labels")
     if targets.shape[0] != x.shape[0]:
         raise ValueError(f"labels has {targets.shape[0]} samples but x has {x.shape[0]}")
     if model == "ei":

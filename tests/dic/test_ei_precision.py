@@ -22,8 +22,8 @@ cores; run with ``-s`` to print them) and far below what a miscompilation gives 
   differences of O(1) numbers (``u_I - phi_E(u_E) = -Q^T c``), so float32 loses digits to
   cancellation. Measured worst: exact 1.4e-6, linear threshold 4.8e-5.
 * Vision epoch: Adam divides each gradient component by its own magnitude, so a component at
-  the rounding-noise level can move by up to ``lr`` per step whatever its size: parameters are
-  compared in units of ``lr * steps`` (all but 0.1% of the components within 1e-2; measured:
+  the rounding-noise level can move by up to ``learning_rate`` per step whatever its size: parameters are
+  compared in units of ``learning_rate * steps`` (all but 0.1% of the components within 1e-2; measured:
   one component in 1e4 above, the largest at 8.6e-2), the losses with ``ALG`` (measured 2.1e-7).
 * ``ST`` (1e-4): the student-teacher task without control (teacher, burn-in), measured 1.2e-6;
   ``ST_FIELD`` (1e-3): the vector field of its training mode at one state, measured 5.2e-5
@@ -317,13 +317,13 @@ def test_student_teacher_steps():
     key_in, key_s, key_t = jax.random.split(jax.random.PRNGKey(2), 3)
     teacher, student = st.init_network(key_t), st.init_network(key_s)
     ts, x = st.input_window(st.sine_inputs(key_in), 0.0, duration=0.1)
-    prm = st.Params()
+    prm = st.StudentTeacherConfig()
 
     def run(teacher_state, student_state):
         _, t_trace = st.solve(teacher_state, ts, x, mode="evaluate")
         s_b, b_trace = st.solve(student_state, ts, x, mode="burn_in")
         out = {"teacher": t_trace.r, "burn-in": (s_b, b_trace.r), "state": s_b}
-        for rule in ("exact", "linear"):
+        for rule in ("exact", "linear_threshold"):
             out[rule] = st.solve(s_b, ts, x, t_trace.r, mode="train", rule=rule)
         return out
 
@@ -335,11 +335,12 @@ def test_student_teacher_steps():
     r32 = run(st.init_state(teacher), st.init_state(student))
     with jax.enable_x64(True):
         r64 = jax.device_get(run(_f64(st.init_state(teacher)), _f64(st.init_state(student))))
-        f64 = {rule: jax.device_get(field(_f64(r64["state"]), r64["teacher"], rule)) for rule in ("exact", "linear")}
+        f64 = {rule: jax.device_get(field(_f64(r64["state"]), r64["teacher"], rule))
+               for rule in ("exact", "linear_threshold")}
     _check("student-teacher teacher rates", r32["teacher"], r64["teacher"], ST, 1e-2)
     _check("student-teacher burn-in", r32["burn-in"], r64["burn-in"], ST)
     s32 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), r64["state"])
-    for rule in ("exact", "linear"):
+    for rule in ("exact", "linear_threshold"):
         f32 = field(s32, jnp.asarray(r64["teacher"], jnp.float32), rule)
         _check(f"student-teacher train-mode vector field {rule}", f32, f64[rule], ST_FIELD)
         (fin32, t32), (fin64, t64) = r32[rule], r64[rule]

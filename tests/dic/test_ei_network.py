@@ -36,6 +36,15 @@ def _net(sizes, seed=0, B=4):
     return params, x
 
 
+def test_flat_namespace_exports_the_core_api():
+    from dgnlib import dic
+
+    missing = [name for name in dic.__all__ if not hasattr(dic, name)]
+    assert not missing
+    assert dic.RULES == ("bp", "exact", "linear_threshold") and dic.SOLVERS == ("algebraic", "ode")
+    assert dic.train_step is __import__("dgnlib.dic.training", fromlist=["x"]).train_step
+
+
 def test_init_shapes_biases_and_scale():
     sizes = (300, 200, 150, 10)
     p = init_params(jax.random.PRNGKey(1), sizes)

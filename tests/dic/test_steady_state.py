@@ -1,19 +1,13 @@
-"""Tests of dgnlib.dic.steady_state: ODE vs algebraic solvers, failures, derivatives."""
+"""Tests of dgnlib.dic.steady_state (with its solvers dgnlib.dic.algebraic and dgnlib.dic.ode):
+ODE vs algebraic solvers, failures, derivatives."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from dgnlib.dic.network import EIConfig, feedback_weights, input_drive
-from dgnlib.dic.steady_state import (
-    SteadyStateError,
-    closed_loop_jacobian,
-    closed_loop_residual,
-    simulate,
-    solve_closed_loop,
-    solve_open_loop,
-    unit_root,
-)
+from dgnlib.dic.algebraic import closed_loop_jacobian, closed_loop_residual, unit_root
+from dgnlib.dic.steady_state import SteadyStateError, simulate, solve_closed_loop, solve_open_loop
 
 from ei_helpers import S1, S3, make_problem as _problem
 
@@ -22,9 +16,6 @@ CFG = EIConfig()
 # algebraic fixed point are ~1e-4 (hidden units) and ~1e-3 (readout, controller).
 TOL_HIDDEN = 5e-4
 TOL_OUT = 5e-3
-
-
-
 
 
 @pytest.fixture(scope="module", params=[S1, S3], ids=["1layer", "3layers"])

@@ -61,7 +61,7 @@ def test_rule_formulas_by_hand():
     r_E, r_I = np_softplus3(4.0), np_softplus3(2.0)
     want_lin = x * (r_E - (theta + delta * r_I)) * np_sigmoid3(4.0)
     want_exact = x * (r_E - np_inverse3(r_I)) * np_sigmoid3(4.0)  # = x (r_E - u_I) phi'(u_E)
-    assert float(mc.dw_linear(x, state, theta, delta)) == pytest.approx(want_lin, rel=1e-5)
+    assert float(mc.dw_linear_threshold(x, state, theta, delta)) == pytest.approx(want_lin, rel=1e-5)
     assert float(mc.dw_exact(x, state)) == pytest.approx(want_exact, rel=1e-4)
     assert want_exact == pytest.approx(x * (r_E - 2.0) * np_sigmoid3(4.0), rel=1e-9)
 
