@@ -595,7 +595,7 @@ def train_batch(state: RunState, x, y, mask, cfg: TrainConfig):
 
 
 # ----------------------------------------------------------------------------- checkpoints
-CHECKPOINT_KIND = "dgnlib.vision.training.fit"
+CHECKPOINT_KIND = "dgnlib.vision_training.fit"  # as stored since the first checkpoints: old files still resume
 
 
 def checkpoint_path(directory: str | os.PathLike, dataset: str, cfg: TrainConfig) -> Path:
