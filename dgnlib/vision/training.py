@@ -22,7 +22,7 @@ with the whole epoch as ONE jitted program and several seeds trained at once:
 Public API (pure functions, NamedTuple pytrees, float32)::
 
     cfg = make_config(hidden=(256,), rule="exact", epochs=50, seeds=(0, 1, 2))
-    data = make_arrays(*arrays)  or  arrays_from_vision_data(vision_data.load("mnist"))
+    data = make_arrays(*arrays)  or  arrays_from_vision_data(load_dataset("mnist"))
     state = init_run(cfg, n_in=784)                       # leading axis: seeds
     state, m = train_epoch(state, data, cfg)              # one epoch, all seeds, one program
     ev = evaluate(state.params, x, y, cfg)                # open-loop (E/I) or MLP (bp) metrics
@@ -282,12 +282,12 @@ def arrays_from_vision_data(data, n_validation: int = 6000, n_train: Optional[in
 
 def load_arrays(dataset: str, *, n_train: Optional[int] = None, n_validation: int = 6000,
                 **load_kwargs) -> VisionArrays:
-    """``arrays_from_vision_data(vision_data.load(dataset, **load_kwargs), ...)``; ``dataset``:
+    """``arrays_from_vision_data(load_dataset(dataset, **load_kwargs), ...)``; ``dataset``:
     "mnist" | "fashion_mnist" (checked before anything is loaded)."""
     _choice("dataset", dataset, DATASETS)
-    from . import data as vision_data
+    from .loading import load_dataset
 
-    return arrays_from_vision_data(vision_data.load(dataset, **load_kwargs), n_validation, n_train)
+    return arrays_from_vision_data(load_dataset(dataset, **load_kwargs), n_validation, n_train)
 
 
 def _as_input(x):
