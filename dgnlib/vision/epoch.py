@@ -111,7 +111,10 @@ def init_run(cfg: TrainConfig, n_in: int = 784, keys=None) -> RunState:
     keys = jnp.asarray(keys)
     if keys.ndim != 2 or keys.shape != (len(cfg.seeds), 2) or keys.dtype != jnp.uint32:
         raise ValueError(f"keys must be uint32 of shape ({len(cfg.seeds)}, 2), got {keys.dtype} {keys.shape}")
-    return _init_jit(keys, n_in, _program_cfg(cfg))
+    # the initial state depends on the widths only (Adam's state does not depend on its rate): one
+    # compiled program for every rule, solver and soft target
+    shape_cfg = TrainConfig(hidden=cfg.hidden, n_classes=cfg.n_classes, learning_rate=cfg.learning_rate)
+    return _init_jit(keys, n_in, shape_cfg)
 
 
 # ----------------------------------------------------------------------------- batches

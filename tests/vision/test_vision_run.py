@@ -115,18 +115,22 @@ def test_run_benchmarks_checks_its_arguments():
             vision.run_benchmarks(args.pop("datasets"), args.pop("rules"), **args)
 
 
-def test_cli_train_prints_epoch_and_final_lines(capsys):
+def test_cli_train_prints_epoch_and_final_lines(capsys, monkeypatch):
+    """python -m dgnlib.vision train: the run loop with epoch times, then FINAL lines (data: the
+    synthetic set instead of the loaded one)."""
+    from dgnlib.vision import run
     from dgnlib.vision.__main__ import main
 
-    try:
-        vision.load_dataset("mnist", use_tfds=False)
-    except vision.DatasetNotFoundError:
-        pytest.skip("MNIST cache not prepared (make data)")
-    assert main(["train", "--datasets", "mnist", "--rules", "bp", "--hidden", "8", "--epochs", "1",
-                 "--n-train", "300", "--seeds", "0", "1", "--learning-rate", "0.01", "--soft-target", "0.9"]) == 0
+    asked = []
+    monkeypatch.setattr(run, "load_arrays", lambda name, n_train=None: asked.append((name, n_train)) or synthetic())
+    assert main(["train", "--datasets", "mnist", "--rules", "bp", "--hidden", "12", "--epochs", "1",
+                 "--n-train", "23", "--seeds", "3", "7", "--batch-size", "10", "--learning-rate", "0.01",
+                 "--soft-target", "0.9"]) == 0
+    assert asked == [("mnist", 23)]
     out = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in out] == ["mnist 1x8 bp seed 0 epoch 1", "mnist 1x8 bp seed 1 epoch 1",
-                                                    "FINAL mnist 1x8 bp seed 0", "FINAL mnist 1x8 bp seed 1"]
+    assert [line.split(":")[0] for line in out] == ["mnist 1x12 bp seed 3 epoch 1", "mnist 1x12 bp seed 7 epoch 1",
+                                                    "FINAL mnist 1x12 bp seed 3", "FINAL mnist 1x12 bp seed 7"]
     assert out[0].endswith(" s") and "| solver ok, max steps 0, unit iters 0 | " in out[0]
+    assert out[3].endswith(" s") and " wall " in out[3]
     with pytest.raises(SystemExit):
         main(["train", "--rules", "sgd"])
