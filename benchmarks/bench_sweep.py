@@ -27,33 +27,33 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 
-from dgnlib.vision import training as vt  # noqa: E402
+from dgnlib import vision  # noqa: E402
 
-ALL = [(ds, h, r) for ds in vt.DATASETS for h in ((256,), (256, 256, 256)) for r in vt.RULES]
+ALL = [(ds, h, r) for ds in vision.DATASETS for h in ((256,), (256, 256, 256)) for r in vision.RULES]
 
 
 def epoch_seconds(cfg, data):
-    state = vt.init_run(cfg, data.x_train.shape[1])
-    state, m = vt.train_epoch(state, data, cfg)  # compile + warm-up
+    state = vision.init_run(cfg, data.x_train.shape[1])
+    state, m = vision.train_epoch(state, data, cfg)  # compile + warm-up
     jax.block_until_ready(m)
     t0 = time.perf_counter()
-    state, m = vt.train_epoch(state, data, cfg)
+    state, m = vision.train_epoch(state, data, cfg)
     jax.block_until_ready(m)
     return time.perf_counter() - t0, state, jax.device_get(m)
 
 
 def checkpoint_seconds(cfg, data, state, metrics):
-    identity = vt.checkpoint_identity(cfg, data)
-    like = vt.init_run(cfg, data.x_train.shape[1])
+    identity = vision.checkpoint_identity(cfg, data)
+    like = vision.init_run(cfg, data.x_train.shape[1])
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "run.ckpt"
         history = [metrics._replace(epoch=metrics.epoch - 1), metrics]  # epoch_seconds ran two epochs
         t0 = time.perf_counter()
-        vt.save_checkpoint(path, state, history, identity)
+        vision.save_checkpoint(path, state, history, identity)
         t_save = time.perf_counter() - t0
         size = path.stat().st_size
         t0 = time.perf_counter()
-        vt.load_checkpoint(path, like, identity)
+        vision.load_checkpoint(path, like, identity)
         t_load = time.perf_counter() - t0
     return t_save, t_load, size
 
@@ -77,10 +77,10 @@ def main(argv=None):
     data_cache, one_seed = {}, {}
     for i, (ds, hidden, rule) in enumerate(configs):
         if ds not in data_cache:
-            data_cache[ds] = vt.load_arrays(ds)
+            data_cache[ds] = vision.load_arrays(ds)
         data = data_cache[ds]
-        cfg = vt.make_config(hidden=hidden, rule=rule, seeds=(0,))
-        name = vt.run_name(ds, cfg)
+        cfg = vision.make_config(hidden=hidden, rule=rule, seeds=(0,))
+        name = vision.run_label(ds, cfg)
         t1, _, _ = epoch_seconds(cfg, data)
         one_seed[name] = t1
         print(f"{name:32s} 1 seed: {t1:7.2f} s/epoch", flush=True)

@@ -1,9 +1,9 @@
-"""Training throughput of the vision-benchmark loop (dgnlib.vision.training) on the CPU.
+"""Training throughput of the vision-benchmark loop (dgnlib.vision) on the CPU.
 
 For BP, exact inverse and linear threshold at 1 and 3 hidden layers of ``--width`` units, batch
 ``--batch``, one seed: samples per second of a whole epoch run as ONE jitted program
-(:func:`~dgnlib.vision.training.train_epoch`: shuffle + ``lax.scan`` over batches), and of a
-per-batch Python loop over the same jitted step (:func:`~dgnlib.vision.training.train_batch`,
+(:func:`dgnlib.vision.train_epoch`: shuffle + ``lax.scan`` over batches), and of a
+per-batch Python loop over the same jitted step (:func:`dgnlib.vision.train_batch`,
 indices from the same shuffle, one dispatch and one host sync of the metrics per batch).
 Compilation is excluded (one warm-up epoch each); the best of ``--repeats`` epochs is taken (the
 machine may be shared). Validation/test sets are tiny so the epoch program is dominated by
@@ -13,7 +13,7 @@ BP's throughput, and the on-device epoch faster than the per-batch loop.
 Data: synthetic MNIST-shaped uint8 images (``--data synthetic``, default; sparse smooth random blobs
 with MNIST's fraction of lit pixels and mean intensity, labels from a random linear teacher so the
 rules have something to learn; the cost of the steady-state solves depends on the inputs) or the real training
-set (``--data mnist`` / ``fashion_mnist``, needs the cache of dgnlib.vision.data).
+set (``--data mnist`` / ``fashion_mnist``, needs the data cache of dgnlib.vision).
 
 Run: ``python benchmarks/bench_vision.py [--n-train 3000] [--repeats 3]``
 """
@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dgnlib.vision import training as vt  # noqa: E402
+from dgnlib import vision  # noqa: E402
 
 
 def synthetic_arrays(n_train, n_eval=200, seed=0):
@@ -44,23 +44,23 @@ def synthetic_arrays(n_train, n_eval=200, seed=0):
     teacher = rng.normal(size=(784, 10))
     y = np.argmax((x / 255.0) @ teacher, axis=1).astype(np.int32)
     a, b = n_train, n_train + n_eval
-    return vt.make_arrays(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:])
+    return vision.make_arrays(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:])
 
 
 def real_arrays(name, n_train):
-    data = vt.load_arrays(name, n_train=n_train)
+    data = vision.load_arrays(name, n_train=n_train)
     # tiny evaluation sets: this benchmark measures training
     return data._replace(x_val=data.x_val[:200], y_val=data.y_val[:200],
                          x_test=data.x_test[:200], y_test=data.y_test[:200])
 
 
 def time_epoch(state, data, cfg, repeats):
-    state, m = vt.train_epoch(state, data, cfg)  # compile + warm-up
+    state, m = vision.train_epoch(state, data, cfg)  # compile + warm-up
     jax.block_until_ready(m)
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        state, m = vt.train_epoch(state, data, cfg)
+        state, m = vision.train_epoch(state, data, cfg)
         jax.block_until_ready((state, m))
         best = min(best, time.perf_counter() - t0)
     return best, state
@@ -68,13 +68,13 @@ def time_epoch(state, data, cfg, repeats):
 
 def time_batch_loop(state, data, cfg, repeats):
     n = data.x_train.shape[0]
-    idx, mask = vt.batch_indices(jax.random.PRNGKey(0), n, cfg.batch_size)
+    idx, mask = vision.batch_indices(jax.random.PRNGKey(0), n, cfg.batch_size)
     idx, mask = np.asarray(idx), np.asarray(mask)
 
     def epoch(state):
         total = 0.0
         for i, m in zip(idx, mask):
-            state, sums = vt.train_batch(state, data.x_train[i], data.y_train[i], m, cfg)
+            state, sums = vision.train_batch(state, data.x_train[i], data.y_train[i], m, cfg)
             total += float(sums.loss[0])  # per-batch host sync, as a Python training loop logs
         return state, total
 
@@ -94,8 +94,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--data", default="synthetic", choices=("synthetic",) + vt.DATASETS)
-    ap.add_argument("--solver", default="algebraic", choices=vt.SOLVERS)
+    ap.add_argument("--data", default="synthetic", choices=("synthetic",) + vision.DATASETS)
+    ap.add_argument("--solver", default="algebraic", choices=vision.SOLVERS)
     ap.add_argument("--no-loop", action="store_true", help="skip the per-batch Python loop")
     args = ap.parse_args(argv)
 
@@ -107,16 +107,16 @@ def main(argv=None):
           f"{'ratio':>6}")
     thr = {}
     for layers in (1, 3):
-        for rule in vt.RULES:
-            cfg = vt.make_config(hidden=(args.width,) * layers, rule=rule, solver=args.solver,
+        for rule in vision.RULES:
+            cfg = vision.make_config(hidden=(args.width,) * layers, rule=rule, solver=args.solver,
                                  batch_size=args.batch, seeds=(0,))
-            state = vt.init_run(cfg, 784)
+            state = vision.init_run(cfg, 784)
             t_epoch, _ = time_epoch(state, data, cfg, args.repeats)
             thr[(layers, rule)] = n / t_epoch
             if args.no_loop:
                 t_loop = float("nan")
             else:
-                t_loop = time_batch_loop(vt.init_run(cfg, 784), data, cfg, args.repeats)
+                t_loop = time_batch_loop(vision.init_run(cfg, 784), data, cfg, args.repeats)
             print(f"{layers:>6} {rule:>16} {n / t_epoch:>23.0f} {n / t_loop:>27.0f} {t_loop / t_epoch:>6.2f}",
                   flush=True)
     for layers in (1, 3):

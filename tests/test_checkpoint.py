@@ -1,5 +1,5 @@
 """Checkpoints: the generic verified file format (dgnlib.checkpoint) and resuming vision runs
-(dgnlib.vision.training.fit with ``checkpoint=``): exact resume, damaged and mismatched files."""
+(dgnlib.vision.iterate_epochs with ``checkpoint=``): exact resume, damaged and mismatched files."""
 import json
 import zipfile
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from dgnlib import checkpoint as ckpt
-from dgnlib.vision import training as vt
+from dgnlib import vision
 
-from test_vision_training import config, synthetic
+from vision_helpers import config, synthetic
 
 
 # ----------------------------------------------------------------------------- file format
@@ -124,7 +124,7 @@ def history_equal(h1, h2):
 
 
 def run(cfg, data, **kw):
-    out = list(vt.fit(vt.init_run(cfg, data.x_train.shape[1]), data, cfg, progress=False, **kw))
+    out = list(vision.iterate_epochs(vision.init_run(cfg, data.x_train.shape[1]), data, cfg, progress=False, **kw))
     return out[-1][0], [m for _, m, _ in out], [s for _, _, s in out]
 
 
@@ -133,10 +133,10 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, rule, moment
     cfg = config(rule=rule, epochs=3, seeds=(0, 1), lt_momentum=momentum)
     data = synthetic()
     ref_state, ref_hist, _ = run(cfg, data)
-    path = vt.checkpoint_path(tmp_path, "toy", cfg)
+    path = vision.checkpoint_path(tmp_path, "toy", cfg)
     assert path.name == "toy_1x12_" + rule + ".ckpt"
     # "interrupted": the generator is abandoned after the first epoch
-    gen = vt.fit(vt.init_run(cfg, data.x_train.shape[1]), data, cfg, progress=False, checkpoint=path)
+    gen = vision.iterate_epochs(vision.init_run(cfg, data.x_train.shape[1]), data, cfg, progress=False, checkpoint=path)
     next(gen)
     gen.close()
     assert ckpt.read_manifest(path)["metadata"]["epoch"] == 1
@@ -162,7 +162,7 @@ def test_resume_refuses_other_config_data_or_fewer_epochs(tmp_path):
     path = tmp_path / "run.ckpt"
     run(cfg, data, checkpoint=path)
     with pytest.raises(ckpt.CheckpointMismatchError, match="config.lr: checkpoint 0.01, this run 0.02"):
-        run(cfg._replace(lr=0.02), data, checkpoint=path)
+        run(cfg._replace(learning_rate=0.02), data, checkpoint=path)
     with pytest.raises(ckpt.CheckpointMismatchError, match=r"config.seeds"):
         run(cfg._replace(seeds=(0, 2)), data, checkpoint=path)
     with pytest.raises(ckpt.CheckpointMismatchError, match=r"data.x_train.sha256"):
@@ -171,12 +171,12 @@ def test_resume_refuses_other_config_data_or_fewer_epochs(tmp_path):
         run(cfg._replace(epochs=1), data, checkpoint=path)
 
 
-def test_checkpointed_fit_needs_the_initial_state(tmp_path):
+def test_checkpointed_iterate_epochs_needs_the_initial_state(tmp_path):
     cfg = config(epochs=2)
     data = synthetic()
     trained, _, _ = run(cfg._replace(epochs=1), data)
     with pytest.raises(ValueError, match=r"initial state.*done \[1\] epochs"):
-        next(vt.fit(trained, data, cfg, progress=False, checkpoint=tmp_path / "run.ckpt"))
+        next(vision.iterate_epochs(trained, data, cfg, progress=False, checkpoint=tmp_path / "run.ckpt"))
 
 
 def test_resume_of_a_damaged_run_checkpoint_raises(tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from dgnlib import sharding as sh
-from dgnlib.vision import training as vt
+from dgnlib import vision
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,7 @@ RESIDUAL_ATOL = 1e-6
 SCRIPT = textwrap.dedent(r"""
     import json
     import numpy as np, jax
-    from dgnlib.vision import training as vt
+    from dgnlib import vision
     from dgnlib.sharding import place_run, seed_devices, seed_mesh, shard_seeds
 
     assert len(jax.devices()) == 4, jax.devices()
@@ -50,7 +50,7 @@ SCRIPT = textwrap.dedent(r"""
     def split(n):
         return rng.random((n, 20), dtype=np.float32), rng.integers(0, 10, n).astype(np.int32)
 
-    data = vt.make_arrays(*split(130), *split(30), *split(30))   # 130 % 20 != 0: padded batch
+    data = vision.make_arrays(*split(130), *split(30), *split(30))   # 130 % 20 != 0: padded batch
     dev0 = jax.devices()[0]
 
     def compare(a, b):
@@ -76,15 +76,15 @@ SCRIPT = textwrap.dedent(r"""
     cases += [("bp", (0, 1, 2)), ("bp", (5, 7))]
     init = {}   # the initial state does not depend on the rule: one init_run compile per S
     for rule, seeds in cases:
-        cfg = vt.make_config(hidden=(16,), rule=rule, epochs=2, seeds=seeds, batch_size=20,
-                             eval_batch_size=16)
+        cfg = vision.make_config(hidden=(16,), rule=rule, epochs=2, seeds=seeds, batch_size=20,
+                                 eval_batch_size=16)
         if seeds not in init:
-            init[seeds] = vt.init_run(cfg, 20)
+            init[seeds] = vision.init_run(cfg, 20)
         s0 = init[seeds]
         ref_state, ref_data = jax.device_put((s0, data), dev0)        # everything on one device
-        ref = list(vt.fit(ref_state, ref_data, cfg, progress=False))
+        ref = list(vision.iterate_epochs(ref_state, ref_data, cfg, progress=False))
         state, placed = place_run(s0, data)
-        res = list(vt.fit(state, placed, cfg, progress=False))
+        res = list(vision.iterate_epochs(state, placed, cfg, progress=False))
         final = res[-1][0]
         a, b = (final, [m for _, m, _ in res]), (ref[-1][0], [m for _, m, _ in ref])
         case = dict(rule=rule, n_seeds=len(seeds), placed_devices=seed_devices(state),
@@ -94,8 +94,8 @@ SCRIPT = textwrap.dedent(r"""
         case.update(W_out_spec=str(W.sharding.spec), W_out_devices=len(W.sharding.device_set),
                     W_out_shard_rows=[s.data.shape[0] for s in W.addressable_shards])
         if rule == "exact":   # evaluate on the placed inputs keeps the seed sharding too
-            ev = vt.evaluate(final.params, placed.x_test, placed.y_test, cfg)
-            ev_ref = vt.evaluate(ref[-1][0].params, ref_data.x_test, ref_data.y_test, cfg)
+            ev = vision.evaluate_seeds(final.params, placed.x_test, placed.y_test, cfg)
+            ev_ref = vision.evaluate_seeds(ref[-1][0].params, ref_data.x_test, ref_data.y_test, cfg)
             case["eval_devices"] = seed_devices(ev)
             a, b = a + (ev,), b + (ev_ref,)
         case.update(compare(a, b))
@@ -103,16 +103,16 @@ SCRIPT = textwrap.dedent(r"""
 
     # checkpoint of a sharded run: killed after epoch 1 (generator dropped), resumed sharded
     import tempfile, pathlib
-    cfg = vt.make_config(hidden=(16,), rule="exact", epochs=2, seeds=(0, 1, 2, 3), batch_size=20,
-                         eval_batch_size=16)
+    cfg = vision.make_config(hidden=(16,), rule="exact", epochs=2, seeds=(0, 1, 2, 3), batch_size=20,
+                             eval_batch_size=16)
     state, placed = place_run(init[(0, 1, 2, 3)], data)
-    full = list(vt.fit(state, placed, cfg, progress=False))
+    full = list(vision.iterate_epochs(state, placed, cfg, progress=False))
     with tempfile.TemporaryDirectory() as d:
         path = pathlib.Path(d) / "run.ckpt"
-        gen = vt.fit(state, placed, cfg, progress=False, checkpoint=path)
+        gen = vision.iterate_epochs(state, placed, cfg, progress=False, checkpoint=path)
         next(gen)
         gen.close()
-        resumed = list(vt.fit(state, placed, cfg, progress=False, checkpoint=path, log=None))
+        resumed = list(vision.iterate_epochs(state, placed, cfg, progress=False, checkpoint=path, log=None))
     first = resumed[0][0]   # the restored state
     out["resume"] = dict(
         restored_devices=seed_devices(first), final_devices=seed_devices(resumed[-1][0]),
@@ -222,16 +222,16 @@ def test_shard_seeds_names_the_bad_leaf():
 def test_place_run_on_one_device_changes_nothing():
     rng = np.random.default_rng(1)
     split = lambda n: (rng.random((n, 20), dtype=np.float32), rng.integers(0, 10, n).astype(np.int32))  # noqa: E731
-    data = vt.make_arrays(*split(33), *split(9), *split(7))
-    cfg = vt.make_config(hidden=(8,), rule="bp", epochs=1, seeds=(0, 1), batch_size=10)
-    state = vt.init_run(cfg, 20)
+    data = vision.make_arrays(*split(33), *split(9), *split(7))
+    cfg = vision.make_config(hidden=(8,), rule="bp", epochs=1, seeds=(0, 1), batch_size=10)
+    state = vision.init_run(cfg, 20)
     p_state, p_data = sh.place_run(state, data)
     dev = jax.devices()[0]
     assert sh.seed_devices(p_state) == sh.seed_devices(state) == 1
     for x, y in zip(jax.tree_util.tree_leaves((p_state, p_data)), jax.tree_util.tree_leaves((state, data))):
         assert x.devices() == {dev} and x.dtype == y.dtype and np.array_equal(x, y)
-    ref, m_ref = vt.train_epoch(state, data, cfg)
-    out, m = vt.train_epoch(p_state, p_data, cfg)
+    ref, m_ref = vision.train_epoch(state, data, cfg)
+    out, m = vision.train_epoch(p_state, p_data, cfg)
     for x, y in zip(jax.tree_util.tree_leaves((out, m)), jax.tree_util.tree_leaves((ref, m_ref))):
         assert np.array_equal(x, y)                     # same program on one device: bitwise
     assert sh.seed_devices(out) == 1

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from dgnlib.vision import training as vt
+from dgnlib import vision
 from dgnlib.dic.network import EIConfig, feedback_weights, init_params
 from dgnlib.dic.training import STATIC_ARGNAMES, evaluate, init_train_state, make_targets, train_step
 from dgnlib.checks import check_labels
@@ -85,19 +85,19 @@ def test_vision_entry_points_check_data():
     x = rng.random((20, 6), dtype=np.float32)
     y = rng.integers(0, 10, 20).astype(np.int32)
     with pytest.raises(ValueError, match="x_train must be finite"):
-        vt.make_arrays(np.where(x > 0.9, np.nan, x), y, x, y, x, y)
-    data = vt.make_arrays(x, y, x, y, x, y)
-    cfg = vt.make_config(hidden=(4,), batch_size=10, seeds=(0,), epochs=1)
-    state = vt.init_run(cfg, n_in=6)
+        vision.make_arrays(np.where(x > 0.9, np.nan, x), y, x, y, x, y)
+    data = vision.make_arrays(x, y, x, y, x, y)
+    cfg = vision.make_config(hidden=(4,), batch_size=10, seeds=(0,), epochs=1)
+    state = vision.init_run(cfg, n_in=6)
     with pytest.raises(ValueError, match=r"data\.y_val must hold class labels in 0\.\.9"):
-        vt.train_epoch(state, data._replace(y_val=data.y_val.at[3].set(10)), cfg)
+        vision.train_epoch(state, data._replace(y_val=data.y_val.at[3].set(10)), cfg)
     with pytest.raises(ValueError, match=r"data\.x_test must be finite"):
-        vt.train_epoch(state, data._replace(x_test=data.x_test.at[0, 0].set(jnp.nan)), cfg)
+        vision.train_epoch(state, data._replace(x_test=data.x_test.at[0, 0].set(jnp.nan)), cfg)
     mask = jnp.ones((10,), bool)
     with pytest.raises(ValueError, match=r"y must hold class labels in 0\.\.9"):
-        vt.train_batch(state, x[:10], jnp.asarray(y[:10]).at[0].set(-3), mask, cfg)
+        vision.train_batch(state, x[:10], jnp.asarray(y[:10]).at[0].set(-3), mask, cfg)
     with pytest.raises(ValueError, match="x must be finite"):
-        vt.train_batch(state, jnp.asarray(x[:10]).at[0, 0].set(jnp.nan), y[:10], mask, cfg)
+        vision.train_batch(state, jnp.asarray(x[:10]).at[0, 0].set(jnp.nan), y[:10], mask, cfg)
 
 
 # ----------------------------------------------------------------------------- average Jacobian

@@ -39,7 +39,7 @@ import optax
 import pytest
 
 from dgnlib.dic import student_teacher as st
-from dgnlib.vision import training as vt
+from dgnlib import vision
 from dgnlib.dic.network import (
     EIConfig,
     closed_loop_vector_field,
@@ -256,18 +256,18 @@ def test_vision_epoch():
     from dgnlib.dic.training import evaluate
 
     x, labels = _inputs(1, 500)
-    data = vt.make_arrays(x[:300], labels[:300], x[300:400], labels[300:400], x[400:], labels[400:])
-    cfg = vt.make_config(hidden=(256,), rule="linear_threshold", average_jacobian=True, batch_size=100,
-                         epochs=1, seeds=(0,), eval_batch_size=100)
-    s0 = vt.init_run(cfg, N_IN)
-    s32, m32 = jax.device_get(vt.train_epoch(s0, data, cfg))
+    data = vision.make_arrays(x[:300], labels[:300], x[300:400], labels[300:400], x[400:], labels[400:])
+    cfg = vision.make_config(hidden=(256,), rule="linear_threshold", average_jacobian=True, batch_size=100,
+                             epochs=1, seeds=(0,), eval_batch_size=100)
+    s0 = vision.init_run(cfg, N_IN)
+    s32, m32 = jax.device_get(vision.train_epoch(s0, data, cfg))
     assert bool(m32.solver.success[0])
 
-    ei = vt.ei_config(cfg)
-    idx, mask = vt.batch_indices(jax.random.fold_in(s0.key[0], s0.epoch[0]), 300, 100)
+    ei = vision.ei_config(cfg)
+    idx, mask = vision.batch_indices(jax.random.fold_in(s0.key[0], s0.epoch[0]), 300, 100)
     assert bool(np.all(np.asarray(mask)))
     xs = np.asarray(x, np.float32) / np.float32(255.0)  # the epoch's pixel / 255 in float32
-    opt = optax.adam(cfg.lr)
+    opt = optax.adam(cfg.learning_rate)
     with jax.enable_x64(True):
         p = _f64(jax.tree_util.tree_map(lambda a: a[0], s0.params))
         o, rs = opt.init(p), _f64(init_rule_state(p))
@@ -287,8 +287,8 @@ def test_vision_epoch():
                                        jax.tree_util.tree_leaves(s0.params))):
         a, p0 = a[0], np.asarray(p0)[0]
         assert a.dtype == np.float32 and b.dtype == np.float64
-        assert np.abs(b - p0).max() > 0.5 * cfg.lr  # training moved the parameters
-        d = np.abs(a - b) / (cfg.lr * steps)  # in units of the largest possible Adam travel
+        assert np.abs(b - p0).max() > 0.5 * cfg.learning_rate  # training moved the parameters
+        d = np.abs(a - b) / (cfg.learning_rate * steps)  # in units of the largest possible Adam travel
         WORST[f"vision epoch params leaf {i} (max, units of lr*steps)"] = float(d.max())
         WORST[f"vision epoch params leaf {i} (fraction > 1e-2 lr*steps)"] = float(np.mean(d > 1e-2))
         # all but a few components (gradients at the rounding-noise level) agree closely

@@ -27,11 +27,11 @@ FAST, SLOW = "rules=bp", "rules=exact"
 
 
 def mnist_available() -> bool:
-    from dgnlib.vision import data as vision_data
+    from dgnlib import vision
 
     try:
-        vision_data.load("mnist", use_tfds=False)
-    except vision_data.DatasetNotFoundError:
+        vision.load_dataset("mnist", use_tfds=False)
+    except vision.DatasetNotFoundError:
         return False
     return True
 

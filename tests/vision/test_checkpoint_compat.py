@@ -11,24 +11,24 @@ from pathlib import Path
 
 import numpy as np
 
-from dgnlib.vision import training as vt
+from dgnlib import vision
 
-DATA = Path(__file__).parent / "data" / "checkpoint_938084a"
+DATA = Path(__file__).resolve().parent.parent / "data" / "checkpoint_938084a"
 
 
 def test_checkpoint_of_commit_938084a_resumes(tmp_path):
     ref = np.load(DATA / "expected.npz")
-    data = vt.make_arrays(*[ref[f"x{i}"] for i in range(6)], n_classes=3)
-    cfg = vt.make_config(hidden=(5,), rule="linear_threshold", epochs=3, seeds=(0, 1), batch_size=16,
-                         n_classes=3, eval_batch_size=8, lr=2e-3)
+    data = vision.make_arrays(*[ref[f"x{i}"] for i in range(6)], n_classes=3)
+    cfg = vision.make_config(hidden=(5,), rule="linear_threshold", epochs=3, seeds=(0, 1), batch_size=16,
+                             n_classes=3, eval_batch_size=8, learning_rate=2e-3)
     ckpt = tmp_path / "run.ckpt"
     shutil.copy(DATA / "mnist_1x5_linear_threshold.ckpt", ckpt)
     lines = []
-    out = [(m, sec) for _, m, sec in vt.fit(vt.init_run(cfg, n_in=12), data, cfg, progress=False,
-                                             checkpoint=ckpt, log=lines.append)]
+    out = [(m, sec) for _, m, sec in vision.iterate_epochs(vision.init_run(cfg, n_in=12), data, cfg, progress=False,
+                                                           checkpoint=ckpt, log=lines.append)]
     assert [sec is None for _, sec in out] == [True, True, False]
     assert "resumed" in lines[0] and "after epoch 2 of 3" in lines[0]
-    got = vt.history_arrays([m for m, _ in out])
+    got = vision.history_arrays([m for m, _ in out])
     for key in ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
                 "test_accuracy"):
         np.testing.assert_allclose(got[key], ref[key], rtol=1e-6, atol=1e-7, err_msg=key)

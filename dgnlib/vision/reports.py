@@ -1,0 +1,156 @@
+"""Reports of vision runs, all formatted from data: log lines, result records, Table 1, curves.
+
+* :func:`format_epoch_line`: the log line of one seed after one epoch, from its
+  :class:`~dgnlib.vision.EpochMetrics` (the format the CI compares; stable);
+* :func:`records_from_history`: a run's result records, one per seed (the contract between the
+  training loop, the notebook's ``result.json``, the sweep and Table 1)::
+
+      {"dataset": "mnist", "arch": "1x256", "rule": "exact", "seed": 0,
+       "metrics": {"epoch": [1, 2, ...], "test_accuracy": [...], ...}}
+
+* :func:`summarize_records`: records -> :class:`dgnlib.records.Table` (the paper's Table 1 by
+  default: rows = rule, columns = data set x architecture), printed by
+  :func:`dgnlib.records.format_table`, the one Table-1 formatter;
+* :func:`plot_learning_curves`: test and validation accuracy and loss against epoch per rule.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from ..records import Record, Table, summarize
+from .config import RULES, TrainConfig, arch_label
+from .metrics import EpochMetrics, history_arrays
+
+__all__ = ["RULE_LABELS", "format_epoch_line", "format_final_line", "records_from_history",
+           "summarize_records", "plot_learning_curves"]
+
+RULE_LABELS = {"bp": "BP", "exact": "Exact inverse", "linear_threshold": "Linear threshold"}
+
+
+def format_epoch_line(label: str, seed: int, m: EpochMetrics, i: int = 0) -> str:
+    """The log line of seed index ``i`` after one epoch.
+
+    Arguments:
+      label: the run's label (:func:`~dgnlib.vision.run_label`), e.g. ``"mnist 1x256 exact"``.
+      seed: the seed value printed.
+      m: the epoch's metrics (arrays ``(S,)``).
+      i: the seed's index in ``m``.
+
+    Returns:
+      one stable line (the CI compares it with ``expected_outputs/``)::
+
+        mnist 1x256 exact seed 0 epoch 3: train loss 0.1234 acc 0.9612 | val loss 0.1300 acc 0.9600 |
+        test loss 0.1290 acc 0.9610 | solver ok, max steps 7, unit iters 6
+    """
+    s = m.solver
+    ok = "ok" if bool(np.asarray(s.success)[i]) else "FAILED"
+    steps = max(int(np.asarray(s.ol_steps)[i]), int(np.asarray(s.cl_steps)[i]))
+    g = lambda a: float(np.asarray(a)[i])  # noqa: E731
+    return (f"{label} seed {seed} epoch {int(np.asarray(m.epoch)[i])}: "
+            f"train loss {g(m.train.loss):.4f} acc {g(m.train.accuracy):.4f} | "
+            f"val loss {g(m.val.loss):.4f} acc {g(m.val.accuracy):.4f} | "
+            f"test loss {g(m.test.loss):.4f} acc {g(m.test.accuracy):.4f} | "
+            f"solver {ok}, max steps {steps}, unit iters {int(np.asarray(s.unit_iterations)[i])}")
+
+
+def format_final_line(record: Mapping[str, Any], wall_s: Optional[float] = None) -> str:
+    """The summary line of one result record (the command line prints it after the runs).
+
+    Arguments:
+      record: a result record (:func:`records_from_history`).
+      wall_s: the run's wall time (all its seeds); left out when None.
+
+    Returns:
+      ``"FINAL mnist 1x256 exact seed 0: epochs 50 val acc 0.9842 test acc 0.9844 wall 177 s"``
+      (the last epoch's values).
+    """
+    m = record["metrics"]
+    wall = "" if wall_s is None else f" wall {wall_s:.0f} s"
+    return (f"FINAL {record['dataset']} {record['arch']} {record['rule']} seed {record['seed']}: "
+            f"epochs {int(m['epoch'][-1])} val acc {float(m['val_accuracy'][-1]):.4f} "
+            f"test acc {float(m['test_accuracy'][-1]):.4f}{wall}")
+
+
+def records_from_history(dataset: str, cfg: TrainConfig, history: Sequence[EpochMetrics]) -> list:
+    """The result records of one run.
+
+    Arguments:
+      dataset: the data set's name.
+      cfg: the run's config (its rule, hidden widths and seeds).
+      history: one :class:`~dgnlib.vision.EpochMetrics` per epoch.
+
+    Returns:
+      one dict per seed: ``{"dataset", "arch", "rule", "seed", "metrics"}``, ``metrics`` the
+      per-epoch curves of :func:`~dgnlib.vision.history_arrays` as lists (JSON-ready).
+    """
+    if not history:
+        return []
+    h = history_arrays(history)
+    arch = arch_label(cfg)
+    return [{"dataset": dataset, "arch": arch, "rule": cfg.rule, "seed": int(s),
+             "metrics": {k: v[:, i].tolist() for k, v in h.items()}}
+            for i, s in enumerate(cfg.seeds)]
+
+
+def summarize_records(records: Sequence[Mapping[str, Any]], metric: str = "test_accuracy",
+                      rows: Sequence[str] = ("rule",), cols: Sequence[str] = ("dataset", "arch"),
+                      **options) -> Table:
+    """Aggregate result records into a table (final value per cell, mean ± std over seeds).
+
+    Arguments:
+      records: dicts as made by :func:`records_from_history`.
+      metric: the metric of the cells (its last epoch).
+      rows, cols: the record keys of the rows and columns (default: the paper's Table 1).
+      **options: passed to :func:`dgnlib.records.summarize` (``where``, ``scale``, ...).
+
+    Returns:
+      a :class:`dgnlib.records.Table`; print it with :func:`dgnlib.records.format_table`.
+    """
+    recs = []
+    for r in records:
+        keys = {k: v for k, v in r.items() if k != "metrics"}
+        label = " ".join(str(keys.get(k, "")) for k in ("dataset", "arch", "rule")).strip()
+        recs.append(Record(keys, dict(r["metrics"]), label))
+    return summarize(recs, metric, rows, cols, **options)
+
+
+def plot_learning_curves(records: Sequence[Mapping[str, Any]], dataset: str, arch: str,
+                         rules: Sequence[str] = RULES, axes=None):
+    """Accuracy and loss against epoch for the ``rules`` of one (data set, architecture).
+
+    Arguments:
+      records: result records (:func:`records_from_history`).
+      dataset, arch: which runs to draw (e.g. ``"mnist"``, ``"1x256"``).
+      rules: the rules to draw, in this order (colours ``C0, C1, ...``).
+      axes: two matplotlib axes (None: a new figure).
+
+    Returns:
+      the two axes: accuracy and loss, test (solid) and validation (dashed), mean over seeds with
+      a ±1 std band.
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for j, metric in enumerate(("accuracy", "loss")):
+        ax = axes[j]
+        for k, rule in enumerate(rules):
+            runs = [r["metrics"] for r in records
+                    if (r["dataset"], r["arch"], r["rule"]) == (dataset, arch, rule)]
+            if not runs:
+                continue
+            ep = np.asarray(runs[0]["epoch"])
+            for split, style in (("test", "-"), ("val", "--")):
+                v = np.asarray([r[f"{split}_{metric}"] for r in runs], np.float64)  # (seeds, epochs)
+                mu, sd = v.mean(0), v.std(0)
+                label = f"{RULE_LABELS.get(rule, rule)} ({'validation' if split == 'val' else 'test'})"
+                ax.plot(ep, mu, style, color=f"C{k}", label=label)
+                if v.shape[0] > 1:
+                    ax.fill_between(ep, mu - sd, mu + sd, color=f"C{k}", alpha=0.2)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy (E/I: open loop)" if metric == "accuracy" else "cross-entropy (soft targets)")
+        ax.set_title(f"{dataset} {arch}: {metric}")
+    axes[0].legend(fontsize=8)
+    return axes

@@ -1,0 +1,136 @@
+"""The run loop and its reports (dgnlib.vision.run, reports, __main__): results as data, log lines,
+Table 1 and curves formatted from the records, the command line."""
+import json
+
+import numpy as np
+import pytest
+
+from dgnlib import vision
+from dgnlib.records import format_table
+
+from vision_helpers import config, synthetic
+
+# the config of test_vision_training's vmapped-seeds test (same compiled epoch program)
+SETTINGS = dict(hidden=(12,), batch_size=10, epochs=2, seeds=(3, 7), eval_batch_size=4, learning_rate=1e-2)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """One run_benchmarks call (bp and exact on a synthetic "mnist", 2 seeds, 2 epochs) shared by
+    the tests of this module: (results, printed lines, data)."""
+    data = synthetic()
+    lines = []
+    results = vision.run_benchmarks("mnist", ["bp", "exact"], data={"mnist": data}, log=lines.append,
+                                    progress=False, **SETTINGS)
+    return results, lines, data
+
+
+def test_run_benchmarks_returns_records_and_logs_epoch_lines(runs):
+    results, lines, data = runs
+    assert [(r["dataset"], r["arch"], r["rule"], r["seed"]) for r in results.records] == [
+        ("mnist", "1x12", rule, s) for rule in ("bp", "exact") for s in (3, 7)]
+    assert list(results.wall_s) == ["mnist 1x12 bp", "mnist 1x12 exact"]
+    # the same numbers as the run's own loop, and the log lines formatted from them
+    cfg = config(rule="exact", **{k: v for k, v in SETTINGS.items() if k != "hidden"})
+    history = [m for _, m, _ in vision.iterate_epochs(vision.init_run(cfg, 20), data, cfg, progress=False)]
+    assert results.records[2:] == vision.records_from_history("mnist", cfg, history)
+    expected = [vision.format_epoch_line("mnist 1x12 exact", s, m, i) for m in history
+                for i, s in enumerate(cfg.seeds)]
+    assert lines[4:] == expected and len(lines) == 8
+    rec = results.records[3]
+    assert rec["metrics"]["epoch"] == [1, 2]
+    assert rec["metrics"]["test_accuracy"] == [float(m.test.accuracy[1]) for m in history]
+    assert set(rec["metrics"]) == {"epoch", "solver_success"} | {
+        f"{split}_{metric}" for split in ("train", "train_ol", "val", "test") for metric in ("loss", "accuracy")}
+    assert json.loads(json.dumps(results.records)) == results.records  # JSON-ready (result.json)
+
+
+def test_log_line_format():
+    data = synthetic()
+    cfg = config(seeds=(3, 7))
+    st, m = vision.train_epoch(vision.init_run(cfg, 20), data, cfg)
+    line = vision.format_epoch_line(vision.run_label("mnist", cfg), 7, m, 1)
+    assert line.startswith("mnist 1x12 exact seed 7 epoch 1: train loss ")
+    assert f"test loss {float(m.test.loss[1]):.4f} acc {float(m.test.accuracy[1]):.4f}" in line
+    steps = max(int(m.solver.ol_steps[1]), int(m.solver.cl_steps[1]))
+    assert line.endswith(f"solver ok, max steps {steps}, unit iters {int(m.solver.unit_iterations[1])}")
+    assert vision.arch_label(cfg._replace(hidden=(256, 128))) == "256-128"
+
+
+def test_table_and_final_lines_from_records(runs):
+    results, _, _ = runs
+    table = vision.summarize_records(results.records)
+    text = format_table(table)
+    for rule in ("bp", "exact"):
+        acc = 100 * np.array([r["metrics"]["test_accuracy"][-1] for r in results.records if r["rule"] == rule])
+        assert f"{acc.mean():.2f} ± {acc.std(ddof=1):.2f}" in text
+    assert text.splitlines()[1].split() == ["rule", "mnist", "1x12"]
+    val = vision.summarize_records(results.records, metric="val_accuracy")
+    assert val.cells[(("exact",), ("mnist", "1x12"))].seeds == (3, 7)
+    line = vision.format_final_line(results.records[0], 12.3)
+    acc = results.records[0]["metrics"]["test_accuracy"][-1]
+    assert line.startswith("FINAL mnist 1x12 bp seed 3: epochs 2 val acc ")
+    assert line.endswith(f"test acc {acc:.4f} wall 12 s")
+
+
+def test_plot_learning_curves(runs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results, _, _ = runs
+    axes = vision.plot_learning_curves(results.records, "mnist", "1x12", ("bp", "exact", "linear_threshold"))
+    labels = [line.get_label() for line in axes[0].get_lines()]
+    assert labels == ["BP (test)", "BP (validation)", "Exact inverse (test)", "Exact inverse (validation)"]
+    mean = np.mean([r["metrics"]["test_accuracy"] for r in results.records if r["rule"] == "exact"], axis=0)
+    np.testing.assert_allclose(axes[0].get_lines()[2].get_ydata(), mean)
+    plt.close("all")
+
+
+def test_run_benchmarks_resumes_from_its_checkpoints(tmp_path, runs):
+    results, _, data = runs
+    first = vision.run_benchmarks("mnist", "exact", data={"mnist": data}, checkpoint_dir=tmp_path,
+                                  log=None, progress=False, **SETTINGS)
+    assert first.records == results.records[2:]
+    assert [p.name for p in tmp_path.iterdir()] == ["mnist_1x12_exact.ckpt"]
+    lines = []
+    again = vision.run_benchmarks(["mnist"], ["exact"], data={"mnist": data}, checkpoint_dir=tmp_path,
+                                  log=lines.append, progress=False, epoch_times=True, **SETTINGS)
+    assert again.records == first.records  # restored, not recomputed
+    assert "after epoch 2 of 2 (epochs 1-2 restored, not recomputed)" in lines[0]
+    assert len(lines) == 5 and all(line.endswith(" | restored") for line in lines[1:])
+
+
+def test_run_benchmarks_checks_its_arguments():
+    data = {"mnist": synthetic()}
+    for kwargs, match in ((dict(datasets="cifar10"), r"datasets\[0\] must be one of"),
+                          (dict(rules=["bp", "sgd"]), r"rules\[1\] must be one of"),
+                          (dict(learning_rate=0.0), "learning_rate"),
+                          (dict(rule="bp"), "rules"),
+                          (dict(datasets="fashion_mnist"), "not in datasets")):
+        args = dict(datasets="mnist", rules="bp", data=data, log=None, progress=False, **SETTINGS)
+        args.update(kwargs)
+        with pytest.raises(ValueError, match=match):
+            vision.run_benchmarks(args.pop("datasets"), args.pop("rules"), **args)
+
+
+def test_cli_train_prints_epoch_and_final_lines(capsys, monkeypatch):
+    """python -m dgnlib.vision train: the run loop with epoch times, then FINAL lines (data: the
+    synthetic set instead of the loaded one)."""
+    from dgnlib.vision import run
+    from dgnlib.vision.__main__ import main
+
+    asked = []
+    monkeypatch.setattr(run, "load_arrays", lambda name, n_train=None: asked.append((name, n_train)) or synthetic())
+    assert main(["train", "--datasets", "mnist", "--rules", "bp", "--hidden", "12", "--epochs", "1",
+                 "--n-train", "23", "--seeds", "3", "7", "--batch-size", "10", "--learning-rate", "0.01",
+                 "--soft-target", "0.9"]) == 0
+    assert asked == [("mnist", 23)]
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == ["mnist 1x12 bp seed 3 epoch 1", "mnist 1x12 bp seed 7 epoch 1",
+                                                    "FINAL mnist 1x12 bp seed 3", "FINAL mnist 1x12 bp seed 7"]
+    assert out[0].endswith(" s") and "| solver ok, max steps 0, unit iters 0 | " in out[0]
+    assert out[3].endswith(" s") and " wall " in out[3]
+    with pytest.raises(SystemExit):
+        main(["train", "--rules", "sgd"])
