@@ -17,8 +17,8 @@ neither is ever turned into a silent restart.
 Why not orbax: the states here are small single-host pytrees (a few MB per seed); one verified
 file per run is simpler to move, inspect (``unzip -l``) and delete, and needs no extra dependency.
 
-    save(path, {"state": state, "history": history}, metadata={"epoch": 3})
-    tree, meta = load(path, like={"state": state0, "history": h0}, expect={"config": {...}})
+    save_pytree(path, {"state": state, "history": history}, metadata={"epoch": 3})
+    tree, meta = load_pytree(path, like={"state": state0, "history": h0}, expect={"config": {...}})
 """
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ __all__ = [
     "CheckpointError",
     "CheckpointCorruptError",
     "CheckpointMismatchError",
-    "save",
-    "load",
+    "save_pytree",
+    "load_pytree",
     "read_manifest",
     "describe_differences",
 ]
@@ -79,7 +79,7 @@ def _host(leaf, name: str) -> np.ndarray:
     return arr
 
 
-def save(path: str | os.PathLike, tree: Any, metadata: Optional[Mapping[str, Any]] = None) -> Path:
+def save_pytree(path: str | os.PathLike, tree: Any, metadata: Optional[Mapping[str, Any]] = None) -> Path:
     """Write ``tree`` (a pytree of arrays) and JSON-serialisable ``metadata`` to ``path``
     atomically. Returns ``path``."""
     leaves = [(name, _host(leaf, name)) for name, leaf in _leaves(tree)]
@@ -166,7 +166,7 @@ def _restore_leaf(arr: np.ndarray, like):
     return arr
 
 
-def load(path: str | os.PathLike, like: Any, *, expect: Optional[Mapping[str, Any]] = None) -> Tuple[Any, dict]:
+def load_pytree(path: str | os.PathLike, like: Any, *, expect: Optional[Mapping[str, Any]] = None) -> Tuple[Any, dict]:
     """Read the checkpoint at ``path`` into the structure of ``like``; returns ``(tree, metadata)``.
 
     ``like``: a template pytree (arrays or ``jax.ShapeDtypeStruct``); the stored leaves must have

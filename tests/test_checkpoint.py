@@ -19,8 +19,8 @@ def tree():
 
 
 def test_save_load_roundtrip_and_metadata(tmp_path):
-    p = ckpt.save(tmp_path / "a.ckpt", tree(), {"epoch": 2, "config": {"rule": "exact"}})
-    out, meta = ckpt.load(p, tree(), expect={"config": {"rule": "exact"}})
+    p = ckpt.save_pytree(tmp_path / "a.ckpt", tree(), {"epoch": 2, "config": {"rule": "exact"}})
+    out, meta = ckpt.load_pytree(p, tree(), expect={"config": {"rule": "exact"}})
     assert meta["epoch"] == 2
     for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(tree())):
         assert np.array_equal(a, b) and np.asarray(a).dtype == np.asarray(b).dtype
@@ -30,14 +30,14 @@ def test_save_load_roundtrip_and_metadata(tmp_path):
 
 def test_restored_leaves_take_the_template_placement(tmp_path):
     like = {"w": jax.numpy.zeros((2, 3))}
-    p = ckpt.save(tmp_path / "a.ckpt", {"w": np.ones((2, 3), np.float32)})
-    out, _ = ckpt.load(p, like)
+    p = ckpt.save_pytree(tmp_path / "a.ckpt", {"w": np.ones((2, 3), np.float32)})
+    out, _ = ckpt.load_pytree(p, like)
     assert isinstance(out["w"], jax.Array) and out["w"].sharding == like["w"].sharding
 
 
 def test_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
-        ckpt.load(tmp_path / "none.ckpt", tree())
+        ckpt.load_pytree(tmp_path / "none.ckpt", tree())
 
 
 def flip_byte(path, offset):
@@ -48,7 +48,7 @@ def flip_byte(path, offset):
 
 @pytest.mark.parametrize("damage", ["truncate", "flip_array_byte", "garbage", "empty", "no_manifest"])
 def test_damaged_checkpoints_raise_corrupt_error(tmp_path, damage):
-    p = ckpt.save(tmp_path / "a.ckpt", tree(), {"epoch": 1})
+    p = ckpt.save_pytree(tmp_path / "a.ckpt", tree(), {"epoch": 1})
     if damage == "truncate":
         p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
     elif damage == "flip_array_byte":
@@ -63,12 +63,12 @@ def test_damaged_checkpoints_raise_corrupt_error(tmp_path, damage):
         with zipfile.ZipFile(p, "w") as zf:
             zf.writestr("arrays/0000.npy", b"")
     with pytest.raises(ckpt.CheckpointCorruptError, match="is damaged.*delete it"):
-        ckpt.load(p, tree())
+        ckpt.load_pytree(p, tree())
 
 
 def test_checksum_catches_a_rewritten_leaf(tmp_path):
     """A leaf replaced with valid .npy bytes (zip CRC correct) still fails its SHA-256."""
-    p = ckpt.save(tmp_path / "a.ckpt", tree())
+    p = ckpt.save_pytree(tmp_path / "a.ckpt", tree())
     with zipfile.ZipFile(p) as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
     import io
@@ -81,24 +81,24 @@ def test_checksum_catches_a_rewritten_leaf(tmp_path):
         for n, d in members.items():
             zf.writestr(n, d)
     with pytest.raises(ckpt.CheckpointCorruptError, match=r"\['w'\] fails its SHA-256"):
-        ckpt.load(p, tree())
+        ckpt.load_pytree(p, tree())
 
 
 def test_mismatched_layout_and_metadata(tmp_path):
-    p = ckpt.save(tmp_path / "a.ckpt", tree(), {"config": {"rule": "exact", "hidden": [16]}})
+    p = ckpt.save_pytree(tmp_path / "a.ckpt", tree(), {"config": {"rule": "exact", "hidden": [16]}})
     with pytest.raises(ckpt.CheckpointMismatchError, match=r"config.rule: checkpoint 'exact', this run 'bp'"):
-        ckpt.load(p, tree(), expect={"config": {"rule": "bp", "hidden": [16]}})
+        ckpt.load_pytree(p, tree(), expect={"config": {"rule": "bp", "hidden": [16]}})
     other = tree()
     other["w"] = np.zeros((3, 3), np.float32)
     with pytest.raises(ckpt.CheckpointMismatchError, match=r"leaf \['w'\] has shape \(2, 3\)"):
-        ckpt.load(p, other)
+        ckpt.load_pytree(p, other)
     other = dict(tree(), extra=np.zeros(1))
     with pytest.raises(ckpt.CheckpointMismatchError, match="different state layout"):
-        ckpt.load(p, other)
+        ckpt.load_pytree(p, other)
 
 
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    p = ckpt.save(tmp_path / "a.ckpt", tree(), {"epoch": 1})
+    p = ckpt.save_pytree(tmp_path / "a.ckpt", tree(), {"epoch": 1})
     before = p.read_bytes()
 
     def boom(*a, **k):
@@ -106,13 +106,13 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ckpt.np, "save", boom)
     with pytest.raises(KeyboardInterrupt):
-        ckpt.save(p, tree(), {"epoch": 2})
+        ckpt.save_pytree(p, tree(), {"epoch": 2})
     assert p.read_bytes() == before and [f.name for f in tmp_path.iterdir()] == ["a.ckpt"]
 
 
 def test_typed_keys_are_rejected_with_advice(tmp_path):
     with pytest.raises(TypeError, match="key_data"):
-        ckpt.save(tmp_path / "a.ckpt", {"k": jax.random.key(0)})
+        ckpt.save_pytree(tmp_path / "a.ckpt", {"k": jax.random.key(0)})
 
 
 # ----------------------------------------------------------------------------- vision resume

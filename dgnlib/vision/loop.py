@@ -107,7 +107,7 @@ def save_checkpoint(path: str | os.PathLike, state: RunState, history: Sequence[
 
     meta = {**identity, "epoch": len(history), "jax": jax.__version__, "dgnlib": __version__,
             "platform": jax.devices()[0].platform}
-    return ckpt.save(path, {"state": state, "history": stack_history(history)}, meta)
+    return ckpt.save_pytree(path, {"state": state, "history": stack_history(history)}, meta)
 
 
 def load_checkpoint(path: str | os.PathLike, like: RunState, identity: dict):
@@ -129,7 +129,7 @@ def load_checkpoint(path: str | os.PathLike, like: RunState, identity: dict):
     if not isinstance(n, int) or n < 1:
         raise ckpt.CheckpointCorruptError(f"checkpoint {path} is damaged: bad epoch count {n!r}")
     template = {"state": like, "history": empty_history(n, like.key.shape[0])}
-    tree, _ = ckpt.load(path, template, expect=identity)
+    tree, _ = ckpt.load_pytree(path, template, expect=identity)
     state, stacked = tree["state"], tree["history"]
     epochs_done = np.asarray(jax.device_get(state.epoch))
     if not (np.all(epochs_done == n) and np.array_equal(stacked.epoch[:, 0], np.arange(1, n + 1))):
