@@ -1,10 +1,10 @@
 """Spread the *seed* axis of a vision-benchmark run over the local devices (``jax.sharding``).
 
-:func:`dgnlib.vision.training.init_run` gives a :class:`~dgnlib.vision.training.RunState` whose
-every leaf has a leading seed axis ``S``; the data (:class:`~dgnlib.vision.training.VisionArrays`)
+:func:`dgnlib.vision.init_run` gives a :class:`~dgnlib.vision.RunState` whose
+every leaf has a leading seed axis ``S``; the data (:class:`~dgnlib.vision.VisionArrays`)
 is shared by all seeds. :func:`place_run` shards the state over a 1-D mesh with axis ``"seeds"``
 (each device holds ``S / d`` seeds) and replicates the data on the same devices; the jitted
-``train_epoch`` / ``fit`` / ``evaluate`` then run unchanged, each device training its own seeds,
+``train_epoch`` / ``iterate_epochs`` / ``evaluate_seeds`` then run unchanged, each device training its own seeds,
 and their outputs keep the seed sharding::
 
     state, data = place_run(init_run(cfg, n_in), data)

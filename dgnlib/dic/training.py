@@ -17,7 +17,7 @@ gradients. Reported ``loss``/``accuracy`` are closed-loop for the E/I rules (as 
 paper), ``ol_loss``/``ol_accuracy`` are open-loop (free by-products).
 
 ``sample_weights`` ``(B,)`` (e.g. the 0/1 mask of a padded batch, as in the vision epoch of
-:mod:`dgnlib.vision.training`) weighs every batch mean of the step: loss and accuracy, the BP
+:mod:`dgnlib.vision.epoch`) weighs every batch mean of the step: loss and accuracy, the BP
 gradient, the local gradients, the linear-threshold rate fit and the batch-averaged Jacobian.
 This is the only training step of the E/I network (the vision loop, the tests and the
 benchmark all call it); the rules' updates are those of :mod:`dgnlib.dic.learning_rules`.
