@@ -104,7 +104,7 @@ def validate_config(cfg) -> DGNConfig:
         ``cfg``; raises ``TypeError`` for any other object (a plain tuple, a dict) and
         ``ValueError`` naming a bad option (one that skipped the constructor's checks)."""
     if not isinstance(cfg, DGNConfig):
-        raise TypeError(f"cfg must be a dgnlib.dgn.model.DGNConfig, got {type(cfg).__name__}: {cfg!r}")
+        raise TypeError(f"cfg must be a dgnlib.dgn.DGNConfig, got {type(cfg).__name__}: {cfg!r}")
     return _checked(cfg)
 
 

@@ -120,7 +120,7 @@ def test_every_entry_point_rejects_a_config_that_skipped_the_checks(data, params
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_every_entry_point_rejects_a_config_of_another_type(data, params, entry):
     call = _entry_points(data, params)[entry]
-    with pytest.raises(TypeError, match="cfg must be a dgnlib.dgn.model.DGNConfig, got tuple"):
+    with pytest.raises(TypeError, match="cfg must be a dgnlib.dgn.DGNConfig, got tuple"):
         call(("bernoulli", "colab", "error_above_eps", 0.01))
 
 
