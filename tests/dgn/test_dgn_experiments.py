@@ -92,12 +92,13 @@ def test_weight_form_table_with_accuracies():
     rates = [1e-4, 1e-3, 1e-2, 1e-1]
     metrics = lambda: {m: jnp.asarray(rng.random((4, 4)), jnp.float32) for m in ("loss", "accuracy")}  # noqa: E731
     sweep = dgn.RunResult(None, metrics(), metrics())
-    records = [{"form": "colab", "learning_rate": 1e-4, "epoch": 3, "dtype": "float64", "diverged_epoch": -1,
-                **{f"{s}_{m}": float(history[f"{s}_{m}"][-1]) for s in ("test", "train") for m in ("loss", "accuracy")}}]
+    keys = [(s, m) for s in ("test", "train") for m in ("loss", "accuracy")]
+    head = {"epoch": 3, "dtype": "float64", "diverged_epoch": -1}
+    records = [{"form": "colab", "learning_rate": 1e-4, **head,
+                **{f"{s}_{m}": float(history[f"{s}_{m}"][-1]) for s, m in keys}}]
     for i, rate in enumerate(rates):
-        records.append({"form": "per_neuron", "learning_rate": rate, "epoch": 3, "dtype": "float64", "diverged_epoch": -1,
-                        **{f"{s}_{m}": float(getattr(sweep, s)[m][i, -1]) for s in ("test", "train")
-                           for m in ("loss", "accuracy")}})
+        records.append({"form": "per_neuron", "learning_rate": rate, **head,
+                        **{f"{s}_{m}": float(getattr(sweep, s)[m][i, -1]) for s, m in keys}})
     old = printed(old_weight_form_table, history, 1e-4, rates, sweep, 3, "float64", "bernoulli")
     assert printed(print, dgn.format_weight_forms(records)) == old
     assert old.splitlines()[1] == ("form            rate      test loss      train loss  test accuracy  "

@@ -154,7 +154,8 @@ def test_wrong_shapes(data, params):
 def test_non_finite_inputs(data, params, bad):
     x = data.x_train.copy()
     x[2, 1] = bad
-    with pytest.raises(ValueError, match=r"x_train must be finite, but 1 of its 24 values are NaN or infinite \(first at index \(2, 1\)\)"):
+    with pytest.raises(ValueError, match=r"x_train must be finite, but 1 of its 24 values are NaN or infinite "
+                                         r"\(first at index \(2, 1\)\)"):
         dgn.run(params, data._replace(x_train=x), 1e-3, 1)
     y = data.y_test.copy()
     y[0] = bad
