@@ -29,12 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dgnlib.dgn import model as dgn, training as dgn_train
-from dgnlib.dgn.data import load_problem
-from dgnlib.dgn.reference import _step, numpy_hyperplanes, run_numpy
+from dgnlib import dgn
+from dgnlib.dgn.reference import numpy_hyperplanes, numpy_step, run_numpy
 
 ROOT = Path(__file__).resolve().parent.parent
-ARCH, BRANCHES, LR = (100, 10, 1), 20, 1e-4
+ARCH, BRANCHES, LEARNING_RATE = (100, 10, 1), 20, 1e-4
 
 
 def median_time(fn, repeats):
@@ -52,21 +51,21 @@ def numpy_epoch(data, planes, implementation):
 
     def epoch():
         for x, y in zip(data.x_train, data.y_train):
-            _step(weights, planes, x, y, LR, True, True, implementation, "colab")
+            numpy_step(weights, planes, x, y, LEARNING_RATE, True, True, implementation, "colab")
     return epoch
 
 
 def dgnlib_epoch(data, params, dtype):
-    with dgn_train.precision(dtype):
-        dt = jnp.float64 if dtype == "float64" else jnp.float32
+    with dgn.precision(dtype):
+        dt = dgn.float_dtype(dtype)
         params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
         x, y = jnp.asarray(data.x_train, dt), jnp.asarray(data.y_train, dt)
         cfg = dgn.DGNConfig()
-        jax.block_until_ready(dgn_train.train_epoch(params, x, y, LR, cfg))  # compile
+        jax.block_until_ready(dgn.train_epoch(params, x, y, LEARNING_RATE, cfg))  # compile
 
         def epoch():
-            with dgn_train.precision(dtype):
-                jax.block_until_ready(dgn_train.train_epoch(params, x, y, LR, cfg))
+            with dgn.precision(dtype):
+                jax.block_until_ready(dgn.train_epoch(params, x, y, LEARNING_RATE, cfg))
     return epoch
 
 
@@ -97,7 +96,7 @@ def section_seeds(data, n_seeds, t_vector_epoch):
 
     def dgnlib_run(epochs, chunk_size=None):
         def go():
-            jax.block_until_ready(dgn_train.run_many(many, data, LR, epochs, cfg, chunk_size=chunk_size))
+            jax.block_until_ready(dgn.run_many(many, data, LEARNING_RATE, epochs, cfg, chunk_size=chunk_size))
         go()  # compile
         return median_time(go, 5)
     t_run0, t_run3 = dgnlib_run(0), dgnlib_run(3)
@@ -111,7 +110,8 @@ def section_seeds(data, n_seeds, t_vector_epoch):
 
     def numpy_runs():
         for s in range(n_seeds):
-            run_numpy(data, ARCH, BRANCHES, LR, 3, planes=[h[s].astype(np.float64) for h in many_np.hyperplanes])
+            run_numpy(data, ARCH, BRANCHES, LEARNING_RATE, 3,
+                      planes=[h[s].astype(np.float64) for h in many_np.hyperplanes])
     t_np_runs = median_time(numpy_runs, 1)
     print(f"  training epoch: {n_seeds} sequential vectorised NumPy epochs {t_np_epochs:7.3f} s; dgnlib "
           f"{t_epoch:7.3f} s per epoch (run_many, 3 epochs minus 0); ratio {t_np_epochs / t_epoch:6.1f}x (target >= 20x)")
@@ -122,12 +122,12 @@ def section_seeds(data, n_seeds, t_vector_epoch):
 
 
 COLAB_LITERAL = textwrap.dedent('''\
-    from dgnlib.dgn.data import load_problem
+    from dgnlib.dgn import load_problem
     from dgnlib.dgn.reference import run_numpy
     problem = "{problem}"
     data = load_problem(problem)
-    for r in run_numpy(data, lr={lr}, epochs={epochs}, classification=problem == "classification",
-                       implementation="literal"):
+    for r in run_numpy(data, learning_rate={learning_rate}, epochs={epochs},
+                       classification=problem == "classification", implementation="literal"):
         print(r)
     ''')
 
@@ -135,9 +135,8 @@ COLAB_LITERAL = textwrap.dedent('''\
 IMPORTS_ONLY = textwrap.dedent('''\
     import jax
     import matplotlib.pyplot as plt
-    from dgnlib.dgn import model as dgn, training as dgn_train, plotting
-    from dgnlib.dgn.data import load_problem
-    data = load_problem("classification")
+    from dgnlib import dgn
+    data = dgn.load_problem("classification")
     ''')
 
 
@@ -174,10 +173,11 @@ def section_notebooks():
         t_floor = papermill_seconds(floor, tmp, env)
         print(f"  floor: a notebook that only starts a kernel, imports jax, matplotlib, dgnlib and loads the data "
               f"{t_floor:5.1f} s")
-        for name, problem, lr, epochs in (("dgn_classification", "classification", 1e-4, 3),
-                                          ("dgn_regression", "regression", 1e-5, 10)):
+        for name, problem, learning_rate, epochs in (("dgn_classification", "classification", 1e-4, 3),
+                                                     ("dgn_regression", "regression", 1e-5, 10)):
             literal = _write_notebook(Path(tmp) / f"colab_literal_{problem}.ipynb",
-                                      COLAB_LITERAL.format(problem=problem, lr=lr, epochs=epochs))
+                                      COLAB_LITERAL.format(problem=problem, learning_rate=learning_rate,
+                                                           epochs=epochs))
             t_colab = papermill_seconds(literal, tmp, env)
             notebook = ROOT / "notebooks" / f"{name}.ipynb"
             repro_only = {"n_seeds": 0, "per_neuron_learning_rates": [], "show_plots": False}
@@ -198,7 +198,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=32)
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, numpy {np.__version__}, {os.cpu_count()} CPUs")
-    data = load_problem("classification")
+    data = dgn.load_problem("classification")
     t_vector = section_epoch(data)
     section_seeds(data, args.seeds, t_vector)
     if not args.skip_notebooks:

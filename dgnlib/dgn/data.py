@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..checks import choice
+
 __all__ = ["TabularData", "load_problem", "PROBLEMS"]
 
 PROBLEMS = ("classification", "regression")
@@ -28,11 +30,23 @@ class TabularData(NamedTuple):
 
     @property
     def n_features(self) -> int:
+        """The input dimension ``d``."""
         return self.x_train.shape[1]
 
 
 def load_problem(problem: str, test_size: float = 0.2, random_state: int = 0) -> TabularData:
-    """Load and preprocess the colab's classification or regression problem."""
+    """Load and preprocess the colab's classification or regression problem.
+
+    Arguments:
+        problem: ``"classification"`` (breast cancer) or ``"regression"`` (diabetes).
+        test_size: the test fraction of ``train_test_split`` (the colab's 0.2).
+        random_state: its seed (the colab's 0).
+
+    Returns:
+        A :class:`TabularData`, features standardised with the training split's statistics (and
+        the regression targets too).
+    """
+    choice("problem", problem, PROBLEMS)
     try:
         from sklearn import datasets
         from sklearn.model_selection import train_test_split
@@ -43,10 +57,8 @@ def load_problem(problem: str, test_size: float = 0.2, random_state: int = 0) ->
         ) from err
     if problem == "classification":
         features, targets = datasets.load_breast_cancer(return_X_y=True)
-    elif problem == "regression":
-        features, targets = datasets.load_diabetes(return_X_y=True)
     else:
-        raise ValueError(f"problem must be one of {PROBLEMS}, got {problem!r}")
+        features, targets = datasets.load_diabetes(return_X_y=True)
     x_train, x_test, y_train, y_test = train_test_split(
         features, targets, test_size=test_size, random_state=random_state
     )

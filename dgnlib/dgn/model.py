@@ -1,4 +1,4 @@
-"""Dendritic Gated Networks (Sezener et al. 2021), pure JAX.
+"""The DGN model (Sezener et al. 2021) as pure JAX functions: options, gates, forward pass, step.
 
 A DGN layer k has ``N_k`` neurons, each with ``B`` dendritic branches. Branch ``b`` of neuron
 ``n`` holds a weight vector ``w[n, b]`` over the layer's ``I_k`` inputs (the previous layer's
@@ -9,7 +9,8 @@ predicts the same target and learns locally from its own error (no backpropagati
 
 Shapes: ``weights[k]``: ``(N_k, B, I_k)`` with ``I_0 = d + 1`` and ``I_k = N_{k-1} + 1``;
 ``hyperplanes[k]``: ``(N_k, B, d + 1)``; a sample ``x``: ``(d,)``; a target ``y``: scalar.
-The last layer has exactly one neuron, whose output is the network's prediction.
+The last layer has exactly one neuron, whose output is the network's prediction. The parameters
+and their initialisation live in :mod:`dgnlib.dgn.params`.
 
 Options (fields of :class:`DGNConfig`, all static):
 
@@ -28,26 +29,23 @@ Options (fields of :class:`DGNConfig`, all static):
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..checks import choice
+from .params import DGNParams
+
 __all__ = [
-    "LOSSES", "WEIGHT_FORMS", "SATURATION_RULES", "DGNConfig", "DGNParams", "validate_config",
-    "validate_architecture", "init", "init_colab", "init_many", "stack_params",
-    "gates", "predict", "step", "sample_loss",
+    "LOSSES", "WEIGHT_FORMS", "SATURATION_RULES", "DGNConfig", "validate_config",
+    "gates", "drive", "learn_mask", "forward", "predict", "predict_batch", "step", "sample_loss",
 ]
 
 LOSSES = ("bernoulli", "square")
 WEIGHT_FORMS = ("colab", "per_neuron")
 SATURATION_RULES = ("error_above_eps", "in_range", "always")
-
-
-def _check_option(name: str, value, allowed) -> None:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 class _DGNConfigFields(NamedTuple):
@@ -87,165 +85,109 @@ class DGNConfig(_DGNConfigFields):
 
 
 def _checked(cfg):
-    _check_option("loss", cfg.loss, LOSSES)
-    _check_option("weight_form", cfg.weight_form, WEIGHT_FORMS)
-    _check_option("saturation_rule", cfg.saturation_rule, SATURATION_RULES)
-    eps = cfg.eps
+    choice("loss", cfg.loss, LOSSES)
+    choice("weight_form", cfg.weight_form, WEIGHT_FORMS)
+    choice("saturation_rule", cfg.saturation_rule, SATURATION_RULES)
+    eps = cfg.eps  # a number strictly inside (0, 0.5): no string or bool passes as one
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not 0.0 < eps < 0.5:
         raise ValueError(f"eps must be a number in (0, 0.5), got {eps!r}")
     return cfg
 
 
 def validate_config(cfg) -> DGNConfig:
-    """``cfg`` if it is a :class:`DGNConfig` with valid options; raises ``TypeError`` for any other
-    object (a plain tuple, a dict) and ``ValueError`` naming a bad option."""
+    """Check that ``cfg`` is a :class:`DGNConfig` with valid options.
+
+    Arguments:
+        cfg: the object to check.
+
+    Returns:
+        ``cfg``; raises ``TypeError`` for any other object (a plain tuple, a dict) and
+        ``ValueError`` naming a bad option (one that skipped the constructor's checks)."""
     if not isinstance(cfg, DGNConfig):
-        raise TypeError(f"cfg must be a dgnlib.dgn.model.DGNConfig, got {type(cfg).__name__}: {cfg!r}")
+        raise TypeError(f"cfg must be a dgnlib.dgn.DGNConfig, got {type(cfg).__name__}: {cfg!r}")
     return _checked(cfg)
-
-
-class DGNParams(NamedTuple):
-    """Per-layer weights ``(N_k, B, I_k)`` and gating hyperplanes ``(N_k, B, d + 1)``.
-
-    With a leading batch axis on every array (see :func:`init_many`), one ``DGNParams``
-    holds many independent networks.
-    """
-
-    weights: tuple
-    hyperplanes: tuple
-
-
-def validate_architecture(n_features, n_neurons: Sequence[int], n_branches) -> tuple:
-    """Check sizes; returns ``n_neurons`` as a tuple of ints."""
-    def positive_int(name, v):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-
-    positive_int("n_features", n_features)
-    positive_int("n_branches", n_branches)
-    n_neurons = tuple(n_neurons)
-    if len(n_neurons) == 0:
-        raise ValueError("n_neurons must list at least one layer, got ()")
-    for k, n in enumerate(n_neurons):
-        positive_int(f"n_neurons[{k}]", n)
-    if n_neurons[-1] != 1:
-        raise ValueError(
-            f"n_neurons must end with a single output neuron (last layer 1), got {n_neurons}"
-        )
-    return tuple(int(n) for n in n_neurons)
-
-
-def _zero_weights(n_features, n_neurons, n_branches, dtype, xp=jnp):
-    n_inputs = [n_features + 1] + [n + 1 for n in n_neurons[:-1]]
-    return tuple(xp.zeros((n, n_branches, i), dtype) for n, i in zip(n_neurons, n_inputs))
-
-
-def _normalise(h):
-    # Each neuron's hyperplanes divided by the Frobenius norm of their first d entries,
-    # as in the colab. A positive scale changes no gate.
-    return h / jnp.linalg.norm(h[:, :, :-1], axis=(1, 2))[:, None, None]
-
-
-def init_colab(n_features: int, n_neurons=(100, 10, 1), n_branches: int = 20,
-               seed: int = 12345) -> DGNParams:
-    """Zero weights and the colab's hyperplanes: NumPy's legacy RNG seeded with ``seed``, one
-    ``normal(0, 1, (N_k, B, d + 1))`` draw per layer in order (bit-identical to the colab's draws;
-    a private ``RandomState`` is used, so NumPy's global RNG is left alone).
-
-    The leaves are NumPy float64 arrays, so that a float64 run sees the colab's exact hyperplanes;
-    the training functions cast them to the run's precision."""
-    n_neurons = validate_architecture(n_features, n_neurons, n_branches)
-    rng = np.random.RandomState(seed)  # same stream as np.random.seed(seed) + np.random.normal
-    planes = []
-    for n in n_neurons:
-        h = rng.normal(0, 1, size=(n, n_branches, n_features + 1))
-        planes.append(h / np.linalg.norm(h[:, :, :-1], axis=(1, 2))[:, None, None])
-    weights = _zero_weights(n_features, n_neurons, n_branches, np.float64, xp=np)
-    return DGNParams(weights, tuple(planes))
-
-
-def init(key, n_features: int, n_neurons=(100, 10, 1), n_branches: int = 20,
-         dtype=jnp.float32) -> DGNParams:
-    """Zero weights and standard-normal hyperplanes drawn from a JAX key (for new work)."""
-    n_neurons = validate_architecture(n_features, n_neurons, n_branches)
-    keys = jax.random.split(key, len(n_neurons))
-    planes = tuple(
-        _normalise(jax.random.normal(k, (n, n_branches, n_features + 1), dtype))
-        for k, n in zip(keys, n_neurons)
-    )
-    return DGNParams(_zero_weights(n_features, n_neurons, n_branches, dtype), planes)
-
-
-def init_many(keys, n_features: int, n_neurons=(100, 10, 1), n_branches: int = 20,
-              dtype=jnp.float32) -> DGNParams:
-    """:func:`init` for each key of ``keys`` (shape ``(S, 2)`` or ``(S,)`` typed keys),
-    stacked along a leading axis of size ``S``."""
-    n_neurons = validate_architecture(n_features, n_neurons, n_branches)
-    return _init_many(keys, n_features, n_neurons, n_branches, jnp.dtype(dtype))
-
-
-@partial(jax.jit, static_argnums=(1, 2, 3, 4))
-def _init_many(keys, n_features, n_neurons, n_branches, dtype):
-    return jax.vmap(lambda k: init(k, n_features, n_neurons, n_branches, dtype))(keys)
-
-
-def stack_params(params: Sequence[DGNParams]) -> DGNParams:
-    """Stack networks of the same architecture along a new leading axis."""
-    if len(params) == 0:
-        raise ValueError("params must hold at least one network")
-    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *params)
 
 
 def gates(hyperplanes, x):
     """Open branches: a tuple with one 0/1 array per layer, in ``x``'s dtype.
 
-    ``x`` ``(d,)`` gives ``(N_k, B)`` arrays; a batch ``x`` ``(n, d)`` gives ``(n, N_k, B)``.
-    The side information is ``s = [1, x_1 .. x_d]``; a branch is open when ``h . s > 0``.
+    Arguments:
+        hyperplanes: the layers' gating hyperplanes ``(N_k, B, d + 1)`` (``DGNParams.hyperplanes``).
+        x: one sample ``(d,)`` or a batch ``(n, d)``.
+
+    Returns:
+        ``(N_k, B)`` arrays for one sample, ``(n, N_k, B)`` for a batch. The side information is
+        ``s = [1, x_1 .. x_d]``; a branch is open when ``h . s > 0``.
     """
     side = jnp.concatenate([jnp.ones(x.shape[:-1] + (1,), x.dtype), x], axis=-1)
     return tuple((jnp.einsum("...j,nbj->...nb", side, h) > 0).astype(x.dtype) for h in hyperplanes)
 
 
-def _drive(w, g, layer_input, weight_form):
-    """A layer's total input ``eff @ layer_input`` ``(N,)``, without forming ``eff``.
+def drive(w, g, layer_input, weight_form: str):
+    """A layer's total input ``eff @ layer_input`` ``(N,)``, without forming the effective weights.
 
-    ``"colab"``: ``eff[n] = sum_b g[n, b] sum_m w[m, b]``; ``"summed"``: the same with ``w``
-    already summed over neurons, ``(B, I)``; ``"per_neuron"``: ``eff[n] = sum_b g[n, b] w[n, b]``.
+    Arguments:
+        w: the layer's branch weights ``(N, B, I)``; for ``weight_form="summed"`` the colab form's
+            weights already summed over neurons, ``(B, I)``.
+        g: the layer's open branches ``(N, B)`` (:func:`gates`).
+        layer_input: ``(I,)``.
+        weight_form: ``"colab"`` (``eff[n] = sum_b g[n, b] sum_m w[m, b]``), ``"per_neuron"``
+            (``eff[n] = sum_b g[n, b] w[n, b]``) or ``"summed"`` (the colab form on summed weights).
+
+    Returns:
+        ``(N,)``.
     """
     # Written as contractions (einsum), not as multiply-and-reduce (jnp.sum(g * jnp.sum(w * x, -1), -1)):
     # jax/jaxlib 0.10.2 on x86 CPUs miscompiles the latter when it is jitted and vmapped over more
-    # than 16 rows (tests/test_jax_canary.py), which made per-neuron float32 test metrics wrong.
+    # than 16 rows (tests/dgn/test_jax_canary.py), which made per-neuron float32 test metrics wrong.
+    choice("weight_form", weight_form, WEIGHT_FORMS + ("summed",))
     if weight_form == "per_neuron":
         return jnp.einsum("nb,nb->n", g, jnp.einsum("nbi,i->nb", w, layer_input))
     if weight_form == "colab":
         w = w.sum(axis=0)
-    elif weight_form != "summed":
-        raise ValueError(f"weight_form must be one of {WEIGHT_FORMS}, got {weight_form!r}")
     return jnp.einsum("nb,b->n", g, jnp.einsum("bi,i->b", w, layer_input))
 
 
-def _learn_mask(y, r_unclipped, cfg):
-    if cfg.saturation_rule == "error_above_eps":
+def learn_mask(y, r_unclipped, cfg: DGNConfig):
+    """Which neurons of a Bernoulli layer learn from this sample (``cfg.saturation_rule``).
+
+    Arguments:
+        y: the target (0 or 1).
+        r_unclipped: the layer's outputs before clipping to ``[eps, 1 - eps]``, ``(N,)``.
+        cfg: the options; ``saturation_rule`` and ``eps`` are read.
+
+    Returns:
+        A boolean ``(N,)``: ``|y - r| > eps`` (``"error_above_eps"``), ``eps <= r <= 1 - eps``
+        (``"in_range"``) or all true (``"always"``).
+    """
+    rule = choice("saturation_rule", cfg.saturation_rule, SATURATION_RULES)
+    if rule == "error_above_eps":
         return jnp.abs(y - r_unclipped) > cfg.eps
-    if cfg.saturation_rule == "in_range":
+    if rule == "in_range":
         return (r_unclipped >= cfg.eps) & (r_unclipped <= 1 - cfg.eps)
-    if cfg.saturation_rule == "always":
-        return jnp.ones_like(r_unclipped, dtype=bool)
-    raise ValueError(f"saturation_rule must be one of {SATURATION_RULES}, got {cfg.saturation_rule!r}")
+    return jnp.ones_like(r_unclipped, dtype=bool)
 
 
 def _is_bernoulli(cfg) -> bool:
-    if cfg.loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
-    return cfg.loss == "bernoulli"
+    return choice("loss", cfg.loss, LOSSES) == "bernoulli"
 
 
-def _forward(weights, layer_gates, x, y, cfg, summed=False):
-    """Run one sample through all layers (``summed``: ``weights`` hold the colab form's
-    neuron-summed branch weights ``(B, I_k)``).
+def forward(weights, layer_gates, x, y, cfg: DGNConfig, summed: bool = False):
+    """Run one sample through all layers and return what the local updates need.
 
-    Returns the prediction (scalar) and, per layer, ``(err (N,), layer_input (I,))`` so that
-    ``w -= lr * g[:, :, None] * outer(err, layer_input)[:, None, :]`` is the local update.
+    Arguments:
+        weights: per layer ``(N_k, B, I_k)`` (``DGNParams.weights``); with ``summed=True`` the colab
+            form's neuron-summed branch weights ``(B, I_k)``.
+        layer_gates: per layer the open branches ``(N_k, B)`` of this sample (:func:`gates`).
+        x: the sample ``(d,)``.
+        y: its target (any number when only the prediction is wanted).
+        cfg: the options (trusted here: the public entry points validate them).
+        summed: whether ``weights`` are neuron-summed (the colab form).
+
+    Returns:
+        ``(prediction, local)``: the output neuron's prediction (scalar) and, per layer,
+        ``(err (N_k,), layer_input (I_k,))``, so that
+        ``w -= learning_rate * g[:, :, None] * outer(err, layer_input)[:, None, :]`` is the update.
     """
     eps = cfg.eps
     bernoulli = _is_bernoulli(cfg)
@@ -256,12 +198,12 @@ def _forward(weights, layer_gates, x, y, cfg, summed=False):
         if bernoulli:
             r_with_bias = jnp.concatenate([jnp.full((1,), jax.nn.sigmoid(1.0), r.dtype), r])
             layer_input = jnp.log(r_with_bias / (1 - r_with_bias))  # logit
-            r_unclipped = jax.nn.sigmoid(_drive(w, g, layer_input, form))
+            r_unclipped = jax.nn.sigmoid(drive(w, g, layer_input, form))
             r_out = jnp.clip(r_unclipped, eps, 1 - eps)
-            err = (r_out - y) * _learn_mask(y, r_unclipped, cfg)
+            err = (r_out - y) * learn_mask(y, r_unclipped, cfg)
         else:
             layer_input = jnp.concatenate([jnp.ones((1,), r.dtype), r])
-            r_out = _drive(w, g, layer_input, form)
+            r_out = drive(w, g, layer_input, form)
             err = r_out - y
         local.append((err, layer_input))
         r = r_out
@@ -269,33 +211,79 @@ def _forward(weights, layer_gates, x, y, cfg, summed=False):
 
 
 def predict(params: DGNParams, x, cfg: DGNConfig = DGNConfig(), layer_gates=None):
-    """Prediction for one sample ``x`` ``(d,)`` (probability of class 1, or regression output)."""
-    cfg = validate_config(cfg)
-    if layer_gates is None:
-        layer_gates = gates(params.hyperplanes, x)
-    pred, _ = _forward(params.weights, layer_gates, x, 0.0, cfg)
-    return pred
+    """Prediction for one sample without learning.
 
+    Arguments:
+        params: one network.
+        x: the sample ``(d,)``.
+        cfg: the options.
+        layer_gates: ``gates(params.hyperplanes, x)`` when already computed.
 
-def step(params: DGNParams, x, y, lr, cfg: DGNConfig = DGNConfig(), layer_gates=None):
-    """One online step: predict ``x`` ``(d,)``, then update every neuron towards ``y``.
-
-    Returns ``(new_params, prediction)``; the prediction is made before the update.
-    ``layer_gates`` may be passed when precomputed with :func:`gates`.
+    Returns:
+        The probability of class 1 (Bernoulli loss) or the regression output, a scalar.
     """
     cfg = validate_config(cfg)
     if layer_gates is None:
         layer_gates = gates(params.hyperplanes, x)
-    pred, local = _forward(params.weights, layer_gates, x, y, cfg)
+    pred, _ = forward(params.weights, layer_gates, x, 0.0, cfg)
+    return pred
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def predict_batch(params: DGNParams, x, cfg: DGNConfig = DGNConfig(), layer_gates=None):
+    """:func:`predict` for every row of a batch, vmapped and jitted.
+
+    Arguments:
+        params: one network.
+        x: ``(n, d)``.
+        cfg: the options (static).
+        layer_gates: ``gates(params.hyperplanes, x)`` (``(n, N_k, B)`` per layer) when already computed.
+
+    Returns:
+        Predictions ``(n,)``.
+    """
+    cfg = validate_config(cfg)
+    if layer_gates is None:
+        layer_gates = gates(params.hyperplanes, x)
+    return jax.vmap(predict, in_axes=(None, 0, None, 0))(params, x, cfg, layer_gates)
+
+
+def step(params: DGNParams, x, y, learning_rate, cfg: DGNConfig = DGNConfig(), layer_gates=None):
+    """One online step: predict ``x``, then update every neuron towards ``y``.
+
+    Arguments:
+        params: one network.
+        x: the sample ``(d,)``.
+        y: its target.
+        learning_rate: the step size ``eta`` of the local rule.
+        cfg: the options.
+        layer_gates: ``gates(params.hyperplanes, x)`` when already computed.
+
+    Returns:
+        ``(new_params, prediction)``; the prediction is made before the update.
+    """
+    cfg = validate_config(cfg)
+    if layer_gates is None:
+        layer_gates = gates(params.hyperplanes, x)
+    pred, local = forward(params.weights, layer_gates, x, y, cfg)
     weights = tuple(
-        w - lr * g[:, :, None] * (err[:, None] * inp[None, :])[:, None, :]
+        w - learning_rate * g[:, :, None] * (err[:, None] * inp[None, :])[:, None, :]
         for w, g, (err, inp) in zip(params.weights, layer_gates, local)
     )
     return DGNParams(weights, params.hyperplanes), pred
 
 
 def sample_loss(y, pred, cfg: DGNConfig = DGNConfig()):
-    """Per-sample loss: log loss of the (clipped) probability, or ``(y - pred)^2 / 2``."""
+    """Per-sample loss.
+
+    Arguments:
+        y: targets.
+        pred: predictions of the same shape.
+        cfg: the options; ``loss`` is read.
+
+    Returns:
+        The log loss of the (clipped) probability (Bernoulli) or ``(y - pred)^2 / 2`` (square), elementwise.
+    """
     if _is_bernoulli(validate_config(cfg)):
         return -(y * jnp.log(pred) + (1 - y) * jnp.log(1 - pred))
     return 0.5 * (y - pred) ** 2

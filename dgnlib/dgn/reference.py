@@ -1,4 +1,4 @@
-"""Plain NumPy, per-sample DGN loops: the reference that ``dgnlib.dgn.model`` is tested and timed against.
+"""Plain NumPy, per-sample DGN loops: the reference that ``dgnlib.dgn`` is tested and timed against.
 
 Two implementations of the same online computation (float64, in place, one sample at a time):
 
@@ -8,21 +8,32 @@ Two implementations of the same online computation (float64, in place, one sampl
 * ``implementation="vectorised"``: the same numbers, with the branch weights summed over
   neurons first (``g @ w.sum(0)``), or the per-neuron product for ``weight_form="per_neuron"``.
 
-Only used by tests and benchmarks; it is deliberately written as a loop.
+Only used by tests and benchmarks; it is deliberately written as a loop, independent of JAX and of
+the rest of ``dgnlib.dgn`` (so it is not re-exported by the package: import ``dgnlib.dgn.reference``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["numpy_hyperplanes", "run_numpy"]
+from ..checks import choice
+
+__all__ = ["IMPLEMENTATIONS", "numpy_hyperplanes", "numpy_step", "run_numpy"]
 
 EPS = 0.01
+IMPLEMENTATIONS = ("literal", "vectorised")
+WEIGHT_FORMS = ("colab", "per_neuron")
 
 
 def numpy_hyperplanes(n_features, n_neurons, n_branches, seed=12345):
-    """The colab's gating hyperplanes: legacy global RNG, one normal draw per layer in order,
-    each neuron's hyperplanes divided by the Frobenius norm of their first ``d`` entries.
-    Returns a list of arrays of shape ``(N_k, B, d + 1)``."""
+    """The colab's gating hyperplanes, drawn as the colab draws them.
+
+    Arguments:
+        n_features, n_neurons, n_branches: the sizes.
+        seed: seeds NumPy's *global* legacy RNG (as the colab does), then one normal draw per layer.
+
+    Returns:
+        A list of arrays ``(N_k, B, d + 1)``, each neuron's hyperplanes divided by the Frobenius
+        norm of their first ``d`` entries."""
     np.random.seed(seed)
     planes = []
     for n in n_neurons:
@@ -47,8 +58,23 @@ def _effective(g, w, implementation, weight_form):
     return g @ w.sum(axis=0)
 
 
-def _step(weights, planes, x, y, lr, classification, update, implementation, weight_form):
-    """One sample through all layers; updates ``weights`` in place. Returns the prediction."""
+def numpy_step(weights, planes, x, y, learning_rate, classification, update=True, implementation="vectorised",
+               weight_form="colab"):
+    """One sample through all layers, in float64, the colab's way.
+
+    Arguments:
+        weights: per layer ``(N_k, B, I_k)`` NumPy arrays, updated in place when ``update``.
+        planes: per layer the hyperplanes ``(N_k, B, d + 1)``.
+        x: the sample ``(d,)``; y: its target.
+        learning_rate: the step size.
+        classification: Bernoulli (``True``) or square loss.
+        update: learn from this sample (``False``: predict only).
+        implementation: ``"literal"`` or ``"vectorised"`` (see the module docstring).
+        weight_form: ``"colab"`` or ``"per_neuron"``.
+
+    Returns:
+        The prediction made before the update, a float.
+    """
     side = np.concatenate([[1.0], x])
     if classification:
         r_in = np.clip(_sigmoid(x), EPS, 1 - EPS)
@@ -65,13 +91,13 @@ def _step(weights, planes, x, y, lr, classification, update, implementation, wei
             if update:
                 learn = np.abs(y - r_unclipped) > EPS
                 grad = np.outer((r_out - y) * learn, h_in)
-                w -= lr * g[:, :, None] * grad[:, None, :]
+                w -= learning_rate * g[:, :, None] * grad[:, None, :]
         else:
             r_in = np.concatenate([[1.0], r_in])
             r_out = eff @ r_in
             if update:
                 grad = np.outer(r_out - y, r_in)
-                w -= lr * g[:, :, None] * grad[:, None, :]
+                w -= learning_rate * g[:, :, None] * grad[:, None, :]
         r_in = r_out
     return float(r_in[0])
 
@@ -82,12 +108,29 @@ def _loss(y, pred, classification):
     return (y - pred) ** 2 / 2
 
 
-def run_numpy(data, n_neurons=(100, 10, 1), n_branches=20, lr=1e-4, epochs=3,
+def run_numpy(data, n_neurons=(100, 10, 1), n_branches=20, learning_rate=1e-4, epochs=3,
               classification=True, seed=12345, implementation="vectorised",
               weight_form="colab", planes=None, return_weights=False):
-    """The colab's whole protocol. Returns a list of per-epoch dicts (epoch 0: no update),
-    with keys ``train_loss``, ``test_loss`` and, for classification, ``*_accuracy``; with
-    ``return_weights=True``, ``(history, final weights as a list of (N_k, B, I_k) arrays)``."""
+    """The colab's whole protocol, one sample at a time.
+
+    Arguments:
+        data: ``x_train, y_train, x_test, y_test`` (:class:`dgnlib.dgn.TabularData`).
+        n_neurons, n_branches: the architecture.
+        learning_rate: the step size.
+        epochs: training passes; epoch 0 evaluates the untrained network.
+        classification: Bernoulli (``True``) or square loss.
+        seed: for :func:`numpy_hyperplanes` when ``planes`` is not given.
+        implementation: ``"literal"`` or ``"vectorised"``.
+        weight_form: ``"colab"`` or ``"per_neuron"``.
+        planes: the hyperplanes to use (e.g. ``dgnlib.dgn.init_colab``'s).
+        return_weights: also return the final weights.
+
+    Returns:
+        A list of per-epoch dicts with ``epoch``, ``train_loss``, ``test_loss`` and, for
+        classification, ``*_accuracy``; with ``return_weights=True``, ``(history, final weights as
+        a list of (N_k, B, I_k) arrays)``."""
+    choice("implementation", implementation, IMPLEMENTATIONS)
+    choice("weight_form", weight_form, WEIGHT_FORMS)
     if planes is None:
         planes = numpy_hyperplanes(data.x_train.shape[1], n_neurons, n_branches, seed)
     n_inputs = [data.x_train.shape[1] + 1] + [n + 1 for n in n_neurons[:-1]]
@@ -98,7 +141,8 @@ def run_numpy(data, n_neurons=(100, 10, 1), n_branches=20, lr=1e-4, epochs=3,
         for split, xs, ys in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
             update = split == "train" and epoch > 0
             preds = np.array([
-                _step(weights, planes, x, y, lr, classification, update, implementation, weight_form)
+                numpy_step(weights, planes, x, y, learning_rate, classification, update, implementation,
+                           weight_form)
                 for x, y in zip(xs, ys)
             ])
             record[f"{split}_loss"] = float(np.mean(_loss(ys, preds, classification)))

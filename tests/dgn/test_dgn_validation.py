@@ -5,8 +5,8 @@ import jax
 import numpy as np
 import pytest
 
-from dgnlib.dgn import model as dgn, training as dgn_train
-from dgnlib.dgn.data import TabularData, load_problem
+from dgnlib import dgn
+from dgnlib.dgn import TabularData, load_problem
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +24,12 @@ def params():
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(n_neurons=(4, 2)), "single output neuron"),
-    (dict(n_neurons=(4, 0, 1)), r"n_neurons\[1\] must be a positive integer"),
-    (dict(n_neurons=(-3, 1)), r"n_neurons\[0\] must be a positive integer"),
+    (dict(n_neurons=(4, 0, 1)), r"n_neurons\[1\] must be an int >= 1, got 0"),
+    (dict(n_neurons=(-3, 1)), r"n_neurons\[0\] must be an int >= 1, got -3"),
     (dict(n_neurons=()), "n_neurons must list at least one layer"),
-    (dict(n_branches=0), "n_branches must be a positive integer"),
-    (dict(n_branches=2.5), "n_branches must be a positive integer"),
-    (dict(n_features=0), "n_features must be a positive integer"),
+    (dict(n_branches=0), "n_branches must be an int >= 1, got 0"),
+    (dict(n_branches=2.5), "n_branches must be an int >= 1, got 2.5"),
+    (dict(n_features=0), "n_features must be an int >= 1, got 0"),
 ])
 @pytest.mark.parametrize("initialiser", ["colab", "key"])
 def test_impossible_architectures(kwargs, match, initialiser):
@@ -89,19 +89,19 @@ def _entry_points(data, params):
         "dgn.step": lambda cfg: dgn.step(p32, x[0], y[0], 1e-3, cfg),
         "dgn.predict": lambda cfg: dgn.predict(p32, x[0], cfg),
         "dgn.sample_loss": lambda cfg: dgn.sample_loss(y, y, cfg),
-        "train_epoch": lambda cfg: dgn_train.train_epoch(p32, x, y, 1e-3, cfg),
-        "evaluate": lambda cfg: dgn_train.evaluate(p32, x, cfg),
-        "epoch_metrics": lambda cfg: dgn_train.epoch_metrics(y, y, cfg),
-        "validate_data": lambda cfg: dgn_train.validate_data(x, y, 3, cfg),
-        "header_lines": lambda cfg: dgn_train.header_lines(cfg, 1, 1e-3),
-        "run": lambda cfg: dgn_train.run(params, data, 1e-3, 1, cfg),
-        "run_many": lambda cfg: dgn_train.run_many(many, data, 1e-3, 1, cfg),
-        "iterate_epochs": lambda cfg: list(dgn_train.iterate_epochs(params, data, 1e-3, 1, cfg)),
-        "fit": lambda cfg: dgn_train.fit(params, data, 1e-3, 1, cfg, progress=False, log=None),
+        "train_epoch": lambda cfg: dgn.train_epoch(p32, x, y, 1e-3, cfg),
+        "dgn.predict_batch": lambda cfg: dgn.predict_batch(p32, x, cfg),
+        "epoch_metrics": lambda cfg: dgn.epoch_metrics(y, y, cfg),
+        "validate_data": lambda cfg: dgn.validate_data(x, y, 3, cfg),
+        "header_lines": lambda cfg: dgn.header_lines(cfg, 1, 1e-3),
+        "run": lambda cfg: dgn.run(params, data, 1e-3, 1, cfg),
+        "run_many": lambda cfg: dgn.run_many(many, data, 1e-3, 1, cfg),
+        "iterate_epochs": lambda cfg: list(dgn.iterate_epochs(params, data, 1e-3, 1, cfg)),
+        "fit": lambda cfg: dgn.fit(params, data, 1e-3, 1, cfg, progress=False, log=None),
     }
 
 
-ENTRY_POINTS = ["dgn.step", "dgn.predict", "dgn.sample_loss", "train_epoch", "evaluate", "epoch_metrics",
+ENTRY_POINTS = ["dgn.step", "dgn.predict", "dgn.sample_loss", "train_epoch", "dgn.predict_batch", "epoch_metrics",
                 "validate_data", "header_lines", "run", "run_many", "iterate_epochs", "fit"]
 
 
@@ -120,79 +120,113 @@ def test_every_entry_point_rejects_a_config_that_skipped_the_checks(data, params
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_every_entry_point_rejects_a_config_of_another_type(data, params, entry):
     call = _entry_points(data, params)[entry]
-    with pytest.raises(TypeError, match="cfg must be a dgnlib.dgn.model.DGNConfig, got tuple"):
+    with pytest.raises(TypeError, match="cfg must be a dgnlib.dgn.DGNConfig, got tuple"):
         call(("bernoulli", "colab", "error_above_eps", 0.01))
 
 
 def test_private_reductions_do_not_fall_through():
     g, w, x = np.ones((2, 3)), np.ones((2, 3, 4)), np.ones(4)
     with pytest.raises(ValueError, match="weight_form must be one of .*, got 'xx'"):
-        dgn._drive(w, g, x, "xx")
+        dgn.drive(w, g, x, "xx")
     with pytest.raises(ValueError, match="saturation_rule must be one of .*, got 'never'"):
-        dgn._learn_mask(1.0, np.array([0.5]), _bypassing(saturation_rule="never"))
+        dgn.learn_mask(1.0, np.array([0.5]), _bypassing(saturation_rule="never"))
 
 
 def test_unknown_precision(data, params):
     with pytest.raises(ValueError, match="precision must be one of"):
-        dgn_train.run(params, data, 1e-3, 1, dtype="float16")
+        dgn.run(params, data, 1e-3, 1, dtype="float16")
 
 
 def test_mismatched_feature_dimension(data):
     wrong = dgn.init_colab(4, (4, 1), 2)
     with pytest.raises(ValueError, match="x_train has 3 features but the network was built for n_features=4"):
-        dgn_train.run(wrong, data, 1e-3, 1)
+        dgn.run(wrong, data, 1e-3, 1)
 
 
 def test_wrong_shapes(data, params):
     with pytest.raises(ValueError, match=r"x_train must have shape \(n_samples, n_features\)"):
-        dgn_train.run(params, data._replace(x_train=data.x_train[0]), 1e-3, 1)
+        dgn.run(params, data._replace(x_train=data.x_train[0]), 1e-3, 1)
     with pytest.raises(ValueError, match=r"y_test must have shape \(4,\)"):
-        dgn_train.run(params, data._replace(y_test=data.y_test[:3]), 1e-3, 1)
+        dgn.run(params, data._replace(y_test=data.y_test[:3]), 1e-3, 1)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_inputs(data, params, bad):
     x = data.x_train.copy()
     x[2, 1] = bad
-    with pytest.raises(ValueError, match="x_train contains NaN or infinite values"):
-        dgn_train.run(params, data._replace(x_train=x), 1e-3, 1)
+    with pytest.raises(ValueError, match=r"x_train must be finite, but 1 of its 24 values are NaN or infinite "
+                                         r"\(first at index \(2, 1\)\)"):
+        dgn.run(params, data._replace(x_train=x), 1e-3, 1)
     y = data.y_test.copy()
     y[0] = bad
-    with pytest.raises(ValueError, match="y_test contains NaN or infinite values"):
-        dgn_train.run(params, data._replace(y_test=y), 1e-3, 1, dgn.DGNConfig(loss="square"))
+    with pytest.raises(ValueError, match="y_test must be finite, but 1 of its 4 values"):
+        dgn.run(params, data._replace(y_test=y), 1e-3, 1, dgn.DGNConfig(loss="square"))
 
 
 def test_non_binary_targets_for_bernoulli(data, params):
     y = data.y_train.copy()
     y[0] = 0.5
     with pytest.raises(ValueError, match="y_train must hold binary targets 0/1 for the Bernoulli DGN"):
-        dgn_train.run(params, data._replace(y_train=y), 1e-3, 1)
+        dgn.run(params, data._replace(y_train=y), 1e-3, 1)
     # the same targets are fine for regression
-    dgn_train.run(params, data._replace(y_train=y), 1e-3, 1, dgn.DGNConfig(loss="square"))
+    dgn.run(params, data._replace(y_train=y), 1e-3, 1, dgn.DGNConfig(loss="square"))
 
 
-@pytest.mark.parametrize("lr", [0.0, -1e-3, np.nan])
-def test_bad_learning_rate(data, params, lr):
-    with pytest.raises(ValueError, match="lr must be positive and finite"):
-        dgn_train.run(params, data, lr, 1)
+@pytest.mark.parametrize("learning_rate,match", [
+    (0.0, "learning_rate must be a positive finite number, got 0.0"),
+    (-1e-3, "learning_rate must be a positive finite number, got -0.001"),
+    (np.nan, "learning_rate must be a finite number, got nan"),
+    (None, "learning_rate must be a number, got None"),
+])
+def test_bad_learning_rate(data, params, learning_rate, match):
+    with pytest.raises(ValueError, match=match):
+        dgn.run(params, data, learning_rate, 1)
+    with pytest.raises(ValueError, match=match):
+        dgn.fit(params, data, learning_rate, 1, progress=False, log=None)
+
+
+def test_bad_learning_rate_in_a_sweep(data, params):
+    many = dgn.stack_params([params, params])
+    with pytest.raises(ValueError, match="learning_rate must hold positive finite numbers"):
+        dgn.run_many(many, data, np.array([1e-3, 0.0]), 1)
 
 
 @pytest.mark.parametrize("epochs", [-1, 1.5, True])
 def test_bad_epochs(data, params, epochs):
-    with pytest.raises(ValueError, match="epochs must be a non-negative integer"):
-        dgn_train.run(params, data, 1e-3, epochs)
+    with pytest.raises(ValueError, match=f"epochs must be an int >= 0, got {epochs!r}"):
+        dgn.run(params, data, 1e-3, epochs)
+    with pytest.raises(ValueError, match="epochs must be an int >= 0"):
+        dgn.fit(params, data, 1e-3, epochs, progress=False, log=None)
 
 
 def test_run_many_needs_a_networks_axis(data, params):
     with pytest.raises(ValueError, match="params must carry a leading networks axis"):
-        dgn_train.run_many(params, data, 1e-3, 1)
+        dgn.run_many(params, data, 1e-3, 1)
     many = dgn.stack_params([params, params])
-    with pytest.raises(ValueError, match=r"lr must be a scalar or have shape \(2,\)"):
-        dgn_train.run_many(many, data, np.array([1e-3, 1e-3, 1e-3]), 1)
-    with pytest.raises(ValueError, match=r"chunk_size must be an integer in \[1, 2\]"):
-        dgn_train.run_many(many, data, 1e-3, 1, chunk_size=3)
+    with pytest.raises(ValueError, match=r"learning_rate must be a scalar or have shape \(2,\)"):
+        dgn.run_many(many, data, np.array([1e-3, 1e-3, 1e-3]), 1)
+    with pytest.raises(ValueError, match=r"chunk_size must be an int in \[1, 2\]"):
+        dgn.run_many(many, data, 1e-3, 1, chunk_size=3)
 
 
 def test_unknown_problem():
-    with pytest.raises(ValueError, match="problem must be one of"):
+    with pytest.raises(ValueError, match=r"problem must be one of \('classification', 'regression'\), got 'mnist'"):
         load_problem("mnist")
+
+
+def test_reference_rejects_unknown_options(data):
+    from dgnlib.dgn.reference import run_numpy
+
+    with pytest.raises(ValueError, match="implementation must be one of .*, got 'fast'"):
+        run_numpy(data, (4, 1), 2, implementation="fast")
+    with pytest.raises(ValueError, match="weight_form must be one of .*, got 'xx'"):
+        run_numpy(data, (4, 1), 2, weight_form="xx")
+
+
+def test_experiments_reject_bad_arguments(data, params):
+    history = {"epoch": [0, 1], "train_loss": [0.7, 0.6], "test_loss": [0.7, 0.6],
+               "train_accuracy": [0.5, 0.6], "test_accuracy": [0.5, 0.6]}
+    with pytest.raises(ValueError, match="per_neuron_learning_rates must list at least one learning rate"):
+        dgn.compare_weight_forms(params, data, history, 1e-3, [], dgn.DGNConfig())
+    with pytest.raises(ValueError, match="n_seeds must be an int >= 1, got 0"):
+        dgn.run_seeds(data, 0, 1e-3, 1, dgn.DGNConfig(), (4, 1), 2)

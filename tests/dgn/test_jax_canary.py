@@ -8,7 +8,12 @@ bump that brings such a bug back fails here, loudly, whatever dgnlib's code does
 
 Each pattern is compared jitted against eager and against NumPy in float64, at the DGN notebooks'
 real sizes (114 test and 455 training samples) and around the 16-row edge.
+
+The inputs are drawn with NumPy, once per size (drawing them with ``jax.random`` would compile a
+random-number program for every shape, which cost more than the checks themselves).
 """
+from functools import lru_cache
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,12 +22,18 @@ import pytest
 ROWS = (8, 16, 17, 33, 114, 455)
 
 
-def _inputs(n_rows, dtype=jnp.float32, n_neurons=100, n_branches=20, n_inputs=31):
-    k = jax.random.split(jax.random.key(0), 3)
-    w = jax.random.normal(k[0], (n_neurons, n_branches, n_inputs), dtype) * 0.01
-    g = (jax.random.normal(k[1], (n_rows, n_neurons, n_branches)) > 0).astype(dtype)
-    x = jax.random.normal(k[2], (n_rows, n_inputs), dtype)
+@lru_cache(maxsize=None)
+def _draws(n_rows, n_neurons=100, n_branches=20, n_inputs=31):
+    """Weights ~ N(0, 0.01^2), gates open with probability 1/2, inputs ~ N(0, 1), in float64."""
+    rng = np.random.default_rng(n_rows)
+    w = rng.normal(size=(n_neurons, n_branches, n_inputs)) * 0.01
+    g = (rng.normal(size=(n_rows, n_neurons, n_branches)) > 0).astype(np.float64)
+    x = rng.normal(size=(n_rows, n_inputs))
     return w, g, x
+
+
+def _inputs(n_rows, dtype=jnp.float32):
+    return tuple(jnp.asarray(a, dtype) for a in _draws(n_rows))
 
 
 # Per-sample functions of (w, g_i, x_i), vmapped over the rows (g_i, x_i), each with its float64

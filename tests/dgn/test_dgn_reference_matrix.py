@@ -5,9 +5,9 @@ JAX) on the same hyperplanes (``dgn.init_colab``). Each case runs one dgnlib pat
 epochs on the breast-cancer (455 train / 114 test samples, Bernoulli loss) or the diabetes problem
 (353 / 89, square loss) and compares every epoch's train and test metrics and the final weights.
 
-Paths: ``dgn.step`` in a Python loop (jitted per sample; test predictions with ``dgn.predict``),
-``dgn_train.train_epoch`` (+ ``evaluate``), ``run``, ``run_many`` with ``chunk_size`` 1 and all
-networks vmapped at once (two copies of the network), ``fit``.
+Paths: ``dgn.step`` in a Python loop (jitted per sample; predictions with ``dgn.predict``, jitted per
+sample), ``dgn.train_epoch`` (+ ``dgn.predict_batch``), ``dgn.run``, ``dgn.run_many`` with ``chunk_size`` 1
+and all networks vmapped at once (two copies of the network), ``dgn.fit``.
 
 Tolerances:
 
@@ -24,6 +24,11 @@ wrong (per-neuron, float32, Bernoulli: 455 train / 114 test rows, 100-10-1, 20 b
 opposite corner (colab, float64, square loss), so every path meets both forms, both dtypes and both
 losses; four more cases cover the other form/dtype pairings, another architecture (30-15-1) and
 branch counts 5 and 40.
+
+CI time: nearly all of it is XLA compiling each case's programs (running them takes milliseconds), so
+each path compiles as few programs as it can (one jitted ``predict`` for every prediction of the step
+loop, one ``predict_batch`` over both splits' rows for the train-epoch path), and the NumPy references,
+data and hyperplanes are computed once per configuration (``lru_cache``).
 """
 from functools import lru_cache
 
@@ -32,8 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dgnlib.dgn import model as dgn, training as dgn_train
-from dgnlib.dgn.data import load_problem
+from dgnlib import dgn
+from dgnlib.dgn import load_problem
 from dgnlib.dgn.reference import run_numpy
 
 EPOCHS = 2
@@ -99,8 +104,9 @@ def _history(train, test):
 
 def _step_loop(params, data, lr, cfg, dtype):
     """``dgn.step`` one sample at a time in a Python loop; ``dgn.predict`` sample by sample for the
-    test split (vmapped for epoch 0's training split)."""
-    dt = jnp.float64 if dtype == "float64" else jnp.float32
+    test split and for epoch 0's training split (one compiled program: 455 calls cost less than
+    compiling a vmapped one)."""
+    dt = dgn.float_dtype(dtype)
     step = jax.jit(dgn.step, static_argnames="cfg")
     predict = jax.jit(dgn.predict, static_argnames="cfg")
     p = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
@@ -110,9 +116,7 @@ def _step_loop(params, data, lr, cfg, dtype):
     def evaluate(p, xs):
         return jnp.stack([predict(p, xi, cfg) for xi in xs])
 
-    # epoch 0's training split: dgn.predict vmapped (one call instead of 455)
-    train0 = jax.jit(jax.vmap(dgn.predict, in_axes=(None, 0, None)), static_argnums=2)(p, x_tr, cfg)
-    train_preds, test_preds = [train0], [evaluate(p, x_te)]
+    train_preds, test_preds = [evaluate(p, x_tr)], [evaluate(p, x_te)]
     for _ in range(EPOCHS):
         preds = []
         for xi, yi in zip(x_tr, y_tr):
@@ -120,24 +124,26 @@ def _step_loop(params, data, lr, cfg, dtype):
             preds.append(pred)
         train_preds.append(jnp.stack(preds))
         test_preds.append(evaluate(p, x_te))
-    train = dgn_train.epoch_metrics(jnp.asarray(y_tr), jnp.stack(train_preds), cfg)
-    test = dgn_train.epoch_metrics(jnp.asarray(y_te), jnp.stack(test_preds), cfg)
+    train = dgn.epoch_metrics(jnp.asarray(y_tr), jnp.stack(train_preds), cfg)
+    test = dgn.epoch_metrics(jnp.asarray(y_te), jnp.stack(test_preds), cfg)
     return p, _history(train, test)
 
 
 def _train_epoch_loop(params, data, lr, cfg, dtype):
-    """``dgn_train.train_epoch`` per epoch, ``dgn_train.evaluate`` for the test split (and epoch 0)."""
-    dt = jnp.float64 if dtype == "float64" else jnp.float32
+    """``dgn.train_epoch`` per epoch, ``dgn.predict_batch`` for the test split (and epoch 0's training
+    split), always on the rows of both splits (one compiled program)."""
+    dt = dgn.float_dtype(dtype)
     p = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
     x_tr, y_tr, x_te, y_te = (jnp.asarray(a, dt) for a in data)
-    train_preds = [dgn_train.evaluate(p, x_tr, cfg)]
-    test_preds = [dgn_train.evaluate(p, x_te, cfg)]
+    both, n_train = jnp.concatenate([x_tr, x_te]), len(x_tr)
+    preds0 = dgn.predict_batch(p, both, cfg)
+    train_preds, test_preds = [preds0[:n_train]], [preds0[n_train:]]
     for _ in range(EPOCHS):
-        p, preds = dgn_train.train_epoch(p, x_tr, y_tr, jnp.asarray(lr, dt), cfg)
+        p, preds = dgn.train_epoch(p, x_tr, y_tr, jnp.asarray(lr, dt), cfg)
         train_preds.append(preds)
-        test_preds.append(dgn_train.evaluate(p, x_te, cfg))
-    train = dgn_train.epoch_metrics(y_tr, jnp.stack(train_preds), cfg)
-    test = dgn_train.epoch_metrics(y_te, jnp.stack(test_preds), cfg)
+        test_preds.append(dgn.predict_batch(p, both, cfg)[n_train:])
+    train = dgn.epoch_metrics(y_tr, jnp.stack(train_preds), cfg)
+    test = dgn.epoch_metrics(y_te, jnp.stack(test_preds), cfg)
     return p, _history(train, test)
 
 
@@ -145,19 +151,19 @@ def _run_path(path, params, data, lr, cfg, dtype):
     """Returns a list of ``(lr, final params, history)``, one per network the path trained."""
     if path in ("step_loop", "train_epoch"):
         loop = _step_loop if path == "step_loop" else _train_epoch_loop
-        with dgn_train.precision(dtype):
+        with dgn.precision(dtype):
             p, hist = loop(params, data, lr, cfg, dtype)
             return [(lr, jax.tree_util.tree_map(np.asarray, p), hist)]
     if path == "run":
-        r = dgn_train.run(params, data, lr, EPOCHS, cfg, dtype)
+        r = dgn.run(params, data, lr, EPOCHS, cfg, dtype)
         return [(lr, r.params, _history(r.train, r.test))]
     if path == "fit":
-        p, history = dgn_train.fit(params, data, lr, EPOCHS, cfg, dtype, progress=False, log=None)
+        p, history = dgn.fit(params, data, lr, EPOCHS, cfg, dtype, progress=False, log=None)
         return [(lr, p, {k: v for k, v in history.items() if k != "epoch"})]
     # run_many: two copies of the network (one reference serves both; chunk_size 1 or 2)
     lrs = np.array([lr, lr])
     chunk = 1 if path == "run_many_chunk1" else len(lrs)
-    r = dgn_train.run_many(dgn.stack_params([params] * len(lrs)), data, lrs, EPOCHS, cfg, dtype, chunk_size=chunk)
+    r = dgn.run_many(dgn.stack_params([params] * len(lrs)), data, lrs, EPOCHS, cfg, dtype, chunk_size=chunk)
     out = []
     for i, rate in enumerate(lrs):
         p = jax.tree_util.tree_map(lambda a: np.asarray(a[i]), r.params)

@@ -1,11 +1,18 @@
-"""The DGN model against hand computations and the NumPy per-sample loop."""
+"""The DGN model against hand computations and the NumPy per-sample loop; whole runs, many networks,
+the epoch-by-epoch loop and the notebooks' experiments against each other.
+
+Compiling a program costs seconds, running one of these small cases milliseconds: every training
+test below uses the same small data (``N_TRAIN`` / ``N_TEST`` rows), architecture and epoch count, so
+tests of the same configuration share one compiled program (``jax.jit``'s cache), and results used by
+several tests are computed once (module-scoped fixtures).
+"""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dgnlib.dgn import model as dgn, training as dgn_train
-from dgnlib.dgn.data import TabularData, load_problem
+from dgnlib import dgn
+from dgnlib.dgn import TabularData, load_problem
 from dgnlib.dgn.reference import numpy_hyperplanes, run_numpy
 
 EPS = 0.01
@@ -131,43 +138,59 @@ def test_in_range_and_error_rules_differ():
     assert out["in_range"] == 9.0
 
 
-def _small_data(problem, n_train=60, n_test=20):
-    d = load_problem(problem)
-    return TabularData(d.x_train[:n_train], d.y_train[:n_train], d.x_test[:n_test], d.y_test[:n_test])
+N_TRAIN, N_TEST = 40, 10          # the small problems of every training test below
+ARCH, BRANCHES, EPOCHS = (6, 3, 1), 4, 3
+RATES = {"classification": 1e-3, "regression": 1e-4}
+LOSSES = {"classification": "bernoulli", "regression": "square"}
 
 
-@pytest.mark.parametrize("problem,loss,lr", [("classification", "bernoulli", 1e-3),
-                                             ("regression", "square", 1e-4)])
+@pytest.fixture(scope="module")
+def small():
+    """The first ``N_TRAIN`` / ``N_TEST`` rows of both problems."""
+    out = {}
+    for problem in LOSSES:
+        d = load_problem(problem)
+        out[problem] = TabularData(d.x_train[:N_TRAIN], d.y_train[:N_TRAIN], d.x_test[:N_TEST], d.y_test[:N_TEST])
+    return out
+
+
+@pytest.fixture(scope="module")
+def seeds(small):
+    """Three networks with hyperplanes from JAX keys, trained in one run_many call (float32, colab form)."""
+    return dgn.run_seeds(small["classification"], 3, 1e-3, EPOCHS, dgn.DGNConfig(), ARCH, BRANCHES)
+
+
+@pytest.mark.parametrize("problem", ["classification", "regression"])
 @pytest.mark.parametrize("form", ["colab", "per_neuron"])
-def test_run_matches_numpy_loop(problem, loss, lr, form):
-    data = _small_data(problem)
-    arch = (8, 4, 1)
-    ref = run_numpy(data, arch, 5, lr, 3, classification=(loss == "bernoulli"), seed=7,
+def test_run_matches_numpy_loop(small, problem, form):
+    data, loss, learning_rate = small[problem], LOSSES[problem], RATES[problem]
+    ref = run_numpy(data, ARCH, BRANCHES, learning_rate, EPOCHS, classification=(loss == "bernoulli"), seed=7,
                     implementation="literal", weight_form=form)
-    params = dgn.init_colab(data.n_features, arch, 5, seed=7)
-    got = dgn_train.run(params, data, lr, 3, dgn.DGNConfig(loss=loss, weight_form=form), dtype="float64")
+    params = dgn.init_colab(data.n_features, ARCH, BRANCHES, seed=7)
+    got = dgn.run(params, data, learning_rate, EPOCHS, dgn.DGNConfig(loss=loss, weight_form=form), dtype="float64")
     for split in ("train", "test"):
-        np.testing.assert_allclose(np.asarray(got.__getattribute__(split)["loss"]),
+        np.testing.assert_allclose(np.asarray(getattr(got, split)["loss"]),
                                    [r[f"{split}_loss"] for r in ref], rtol=1e-9)
         if loss == "bernoulli":
-            np.testing.assert_allclose(np.asarray(got.__getattribute__(split)["accuracy"]),
+            np.testing.assert_allclose(np.asarray(getattr(got, split)["accuracy"]),
                                        [r[f"{split}_accuracy"] for r in ref])
     # learning happened
     assert float(got.train["loss"][-1]) < float(got.train["loss"][0])
 
 
-def test_summed_epoch_equals_per_sample_steps():
+def test_summed_epoch_equals_per_sample_steps(small):
     """The colab-form epoch carries neuron-summed weights; it must equal sample-by-sample steps."""
-    data = _small_data("classification", 40, 5)
-    params = dgn.init_colab(data.n_features, (6, 3, 1), 4, seed=3)
+    data = small["classification"]
+    params = dgn.init_colab(data.n_features, ARCH, BRANCHES, seed=3)
     cfg = dgn.DGNConfig()
+    step = jax.jit(dgn.step, static_argnames="cfg")  # one compiled step for the 40 samples
     with jax.enable_x64(True):
         params = jax.tree_util.tree_map(jnp.asarray, params)
         x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
-        fast, fast_preds = dgn_train.train_epoch(params, x, y, 1e-2, cfg)
+        fast, fast_preds = dgn.train_epoch(params, x, y, 1e-2, cfg)
         slow, slow_preds = params, []
         for xi, yi in zip(x, y):
-            slow, pred = dgn.step(slow, xi, yi, 1e-2, cfg)
+            slow, pred = step(slow, xi, yi, 1e-2, cfg)
             slow_preds.append(pred)
         np.testing.assert_allclose(np.asarray(fast_preds), np.asarray(slow_preds), rtol=1e-10)
         for a, b in zip(fast.weights, slow.weights):
@@ -187,73 +210,84 @@ def test_init_colab_draws_match_numpy_legacy_rng():
     assert all(not np.any(w) for w in params.weights)
 
 
-def test_jax_key_init_is_deterministic_and_seed_dependent():
-    a = dgn.init(jax.random.key(1), 5, (4, 1), 3)
-    b = dgn.init(jax.random.key(1), 5, (4, 1), 3)
-    c = dgn.init(jax.random.key(2), 5, (4, 1), 3)
+def test_stack_params_keeps_numpy_float64_exact():
+    params = dgn.init_colab(30, ARCH, BRANCHES)
+    stacked = dgn.stack_params([params, params])
+    for h, s in zip(params.hyperplanes, stacked.hyperplanes):
+        assert s.dtype == np.float64 and s.shape == (2,) + h.shape
+        np.testing.assert_array_equal(s[1], h)
+
+
+def test_jax_key_init_is_deterministic_and_seed_dependent(small):
+    d = small["classification"].n_features  # the shapes of test_same_seed_same_numbers: one compilation
+    a = dgn.init(jax.random.key(1), d, ARCH, BRANCHES)
+    b = dgn.init(jax.random.key(1), d, ARCH, BRANCHES)
+    c = dgn.init(jax.random.key(2), d, ARCH, BRANCHES)
     np.testing.assert_array_equal(a.hyperplanes[0], b.hyperplanes[0])
     assert not np.allclose(a.hyperplanes[0], c.hyperplanes[0])
     assert a.hyperplanes[0].dtype == jnp.float32
 
 
-def test_run_many_equals_individual_runs():
-    data = _small_data("classification", 50, 15)
+def test_run_many_equals_individual_runs(small, seeds):
+    data = small["classification"]
     keys = jax.random.split(jax.random.key(0), 3)
-    many_params = dgn.init_many(keys, data.n_features, (6, 1), 4)
+    many_params = dgn.init_many(keys, data.n_features, ARCH, BRANCHES)  # what run_seeds trained
     cfg = dgn.DGNConfig()
-    many = dgn_train.run_many(many_params, data, 1e-3, 2, cfg)
-    assert many.test["loss"].shape == (3, 3)
-    vmapped = dgn_train.run_many(many_params, data, 1e-3, 2, cfg, chunk_size=3)  # all three vmapped at once
-    np.testing.assert_allclose(np.asarray(vmapped.test["loss"]), np.asarray(many.test["loss"]), rtol=1e-5)
+    assert seeds.test["loss"].shape == (3, EPOCHS + 1)
+    assert list(seeds.test) == list(seeds.train) == ["loss", "accuracy"]  # the order of epoch_metrics
+    vmapped = dgn.run_many(many_params, data, 1e-3, EPOCHS, cfg, chunk_size=3)  # all three vmapped at once
+    np.testing.assert_allclose(np.asarray(vmapped.test["loss"]), np.asarray(seeds.test["loss"]), rtol=1e-5)
     for i in range(3):
-        one = dgn_train.run(jax.tree_util.tree_map(lambda a: a[i], many_params), data, 1e-3, 2, cfg)
-        np.testing.assert_allclose(np.asarray(many.test["loss"][i]), np.asarray(one.test["loss"]), rtol=1e-5)
-        np.testing.assert_allclose(np.asarray(many.train["accuracy"][i]), np.asarray(one.train["accuracy"]))
+        one = dgn.run(jax.tree_util.tree_map(lambda a: a[i], many_params), data, 1e-3, EPOCHS, cfg)
+        np.testing.assert_allclose(np.asarray(seeds.test["loss"][i]), np.asarray(one.test["loss"]), rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(seeds.train["accuracy"][i]), np.asarray(one.train["accuracy"]))
     # different hyperplanes give different runs
-    assert not np.allclose(np.asarray(many.train["loss"][0]), np.asarray(many.train["loss"][1]))
+    assert not np.allclose(np.asarray(seeds.train["loss"][0]), np.asarray(seeds.train["loss"][1]))
 
 
-def test_run_many_learning_rate_sweep():
-    data = _small_data("regression", 50, 15)
-    params = dgn.init_colab(data.n_features, (6, 1), 4, seed=1)
+def test_run_many_learning_rate_sweep(small):
+    data = small["regression"]
+    params = dgn.init_colab(data.n_features, ARCH, BRANCHES, seed=1)
     rates = np.array([1e-5, 1e-3])
     cfg = dgn.DGNConfig(loss="square", weight_form="per_neuron")
-    sweep = dgn_train.run_many(dgn.stack_params([params, params]), data, rates, 2, cfg)
+    sweep = dgn.run_many(dgn.stack_params([params, params]), data, rates, EPOCHS, cfg)
     for i, rate in enumerate(rates):
-        one = dgn_train.run(params, data, rate, 2, cfg)
+        one = dgn.run(params, data, rate, EPOCHS, cfg)
         np.testing.assert_allclose(np.asarray(sweep.train["loss"][i]), np.asarray(one.train["loss"]), rtol=1e-5)
 
 
-def test_same_seed_same_numbers():
-    data = _small_data("classification", 40, 10)
-    runs = [dgn_train.run(dgn.init(jax.random.key(5), data.n_features, (5, 1), 3), data, 1e-3, 2)
+def test_same_seed_same_numbers(small):
+    data = small["classification"]
+    runs = [dgn.run(dgn.init(jax.random.key(5), data.n_features, ARCH, BRANCHES), data, 1e-3, EPOCHS)
             for _ in range(2)]
     np.testing.assert_array_equal(np.asarray(runs[0].train["loss"]), np.asarray(runs[1].train["loss"]))
 
 
-def test_fit_prints_colab_lines(capsys):
-    data = _small_data("classification", 30, 10)
-    _, history = dgn_train.fit(dgn.init_colab(data.n_features, (4, 1), 2), data, 1e-3, 2, progress=False)
+def test_fit_prints_colab_lines(small, capsys):
+    data = small["classification"]
+    _, history = dgn.fit(dgn.init_colab(data.n_features, ARCH, BRANCHES), data, 1e-3, 2, progress=False)
     lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[:2] == ["Problem: classification (Bernoulli log loss), epochs: 2, learning rate: 0.001",
+                         "Training online, one sample at a time; please be patient."]
     assert len(lines) == 2 + 3
     assert lines[2].startswith("epoch: 0, test loss: 0.693 (train: 0.693), test accuracy: ")
     assert list(history["epoch"]) == [0, 1, 2]
-    assert dgn_train.format_epoch_line(
+    assert dgn.format_epoch_line(
         {"epoch": 1, "test_loss": 0.0992, "train_loss": 0.19585, "test_accuracy": 0.97368, "train_accuracy": 0.9626}
     ) == "epoch: 1, test loss: 0.099 (train: 0.196), test accuracy: 0.974 (train: 0.963)"
-    assert dgn_train.format_epoch_line({"epoch": 3, "test_loss": 0.3284, "train_loss": 0.39991}) == \
+    assert dgn.format_epoch_line({"epoch": 3, "test_loss": 0.3284, "train_loss": 0.39991}) == \
         "epoch: 3, test loss: 0.328 (train: 0.400)"
 
 
 @pytest.mark.parametrize("form", ["colab", "per_neuron"])
-def test_whole_run_equals_epoch_by_epoch(form):
+def test_whole_run_equals_epoch_by_epoch(small, form):
     """run() (one program, summed weights rebuilt once at the end for the colab form) and
     iterate_epochs() (one program per epoch) give the same metrics and final weights."""
-    data = _small_data("classification", 40, 10)
-    params = dgn.init_colab(data.n_features, (6, 3, 1), 4, seed=2)
+    data = small["classification"]
+    params = dgn.init_colab(data.n_features, ARCH, BRANCHES, seed=2)
     cfg = dgn.DGNConfig(weight_form=form)
-    whole = dgn_train.run(params, data, 1e-2, 3, cfg, "float64")
-    records = list(dgn_train.iterate_epochs(params, data, 1e-2, 3, cfg, "float64"))
+    whole = dgn.run(params, data, 1e-2, EPOCHS, cfg, "float64")
+    records = list(dgn.iterate_epochs(params, data, 1e-2, EPOCHS, cfg, "float64"))
     np.testing.assert_allclose(np.asarray(whole.train["loss"]), [r["train_loss"] for r in records], rtol=1e-10)
     np.testing.assert_allclose(np.asarray(whole.test["loss"]), [r["test_loss"] for r in records], rtol=1e-10)
     for a, b in zip(whole.params.weights, records[-1]["params"].weights):
