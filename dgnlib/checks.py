@@ -37,6 +37,8 @@ def positive_int(name: str, value: Any, minimum: int = 1) -> int:
 
 def finite_number(name: str, value: Any) -> float:
     """``value`` as a finite ``float`` (``ValueError`` naming ``name`` otherwise)."""
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name} must be a number, got the text {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
