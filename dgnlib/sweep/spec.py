@@ -9,7 +9,7 @@ parameters, written in a YAML or JSON file (:func:`load_spec`) or on the command
       datasets: [mnist, fashion_mnist]
       rules: [bp, exact, linear_threshold]
     fixed:
-      seeds: 2
+      n_seeds: 2
       epochs: 2
 
 A grid value may itself be a list (``hidden_layers: [[256], [256, 256, 256]]``); the values are

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.skipif(not mnist_available(), reason="MNIST cache not p
 
 def write_spec(path: Path) -> Path:
     spec = {"notebook": str(VISION), "grid": {"rules": [["bp"], ["exact"]]},
-            "fixed": {"datasets": ["mnist"], "hidden_layers": [64], "seeds": 2, "epochs": EPOCHS,
+            "fixed": {"datasets": ["mnist"], "hidden_layers": [64], "n_seeds": 2, "epochs": EPOCHS,
                       "n_train": 20000, "show_plots": False}}
     path.write_text(json.dumps(spec))
     return path
