@@ -41,7 +41,7 @@ from ..dic.steady_state import solve_open_loop
 from ..dic.training import train_step
 from .arrays import VisionArrays, check_split
 from .config import TrainConfig, check_config, ei_config
-from .metrics import (EpochMetrics, SolverSummary, SplitMetrics, StepSums, merge_summaries, reduce_summary,
+from .metrics import (EpochMetrics, SplitMetrics, StepSums, merge_summaries, reduce_summary,
                       solver_summary)
 
 __all__ = ["RunState", "init_run", "batch_indices", "train_batch", "train_epoch", "evaluate_seeds",

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .config import RULES, TrainConfig, arch_label
+from .config import TrainConfig, arch_label
 from .metrics import EpochMetrics, history_arrays
 
 __all__ = ["RULE_LABELS", "format_epoch_line", "format_final_line", "records_from_history"]
