@@ -189,7 +189,7 @@ def _final(record: Record, metric: str):
 def summarize(records: Sequence[Record | Mapping[str, Any]], metric: str = "test_accuracy",
               rows: str | Sequence[str] = ("rule",), cols: str | Sequence[str] = ("dataset", "arch"),
               seed_key: str = "seed", where: Optional[Mapping[str, Any]] = None,
-              scale: Optional[float] = None) -> Table:
+              scale: Optional[float] = None, pool: str | Sequence[str] = ()) -> Table:
     """Group records by the ``rows`` and ``cols`` keys into a :class:`Table` of the final ``metric``.
 
     Arguments:
@@ -200,6 +200,8 @@ def summarize(records: Sequence[Record | Mapping[str, Any]], metric: str = "test
         ``ValueError`` naming the other varying keys: add them to rows/cols or fix them with
         ``where``) and must not repeat a seed.
       where: keep only the records whose keys equal these values.
+      pool: other keys that may differ within a cell (e.g. a run parameter that only chooses which
+        seeds a run trains, such as ``first_seed`` when a configuration's seeds run in groups).
       scale: factor of the values shown (default: 100 when ``"accuracy"`` is in the metric name, else 1).
 
     Returns:
@@ -207,7 +209,7 @@ def summarize(records: Sequence[Record | Mapping[str, Any]], metric: str = "test
     """
     import pandas as pd
 
-    rows, cols = _as_keys("rows", rows), _as_keys("cols", cols)
+    rows, cols, pool = _as_keys("rows", rows), _as_keys("cols", cols), _as_keys("pool", pool)
     records = [r if isinstance(r, Record) else _record(r, i, None, "") for i, r in enumerate(records)]
     if where:
         records = [r for r in records if all(k in r.keys and canonical_json(r.keys[k]) == canonical_json(v)
@@ -243,7 +245,8 @@ def summarize(records: Sequence[Record | Mapping[str, Any]], metric: str = "test
     by_cell = frame.groupby("cell")
     stats = by_cell["value"].agg(["mean", "std"])  # std: ddof 1, NaN for one value
     # the other keys (not rows, cols or seed) as JSON text, a missing key as null: one value per cell
-    other = pd.DataFrame([{k: canonical_json(v) for k, v in r.keys.items() if k not in (*rows, *cols, seed_key)}
+    other = pd.DataFrame([{k: canonical_json(v) for k, v in r.keys.items()
+                           if k not in (*rows, *cols, seed_key, *pool)}
                           for r in with_metric], index=frame.index)
     varying = other.fillna("null").groupby(frame["cell"]).nunique().gt(1)
     repeated = frame.duplicated(["cell", "seed"], keep=False)
@@ -255,7 +258,8 @@ def summarize(records: Sequence[Record | Mapping[str, Any]], metric: str = "test
         differ = sorted(k for k in varying.columns if varying.at[i, k])
         if differ:
             raise ValueError(f"configuration rows={_label(rv)!r} cols={_label(cv)!r} pools records that differ "
-                             f"in {differ}, not only in {seed_key!r}; add them to rows/cols or select with where")
+                             f"in {differ}, not only in {seed_key!r}; add them to rows/cols, pool them (pool=) or select "
+                             f"with where")
         seeds = tuple(r.keys.get(seed_key) for r in group)
         if repeated.iloc[idx].any():
             raise ValueError(f"configuration rows={_label(rv)!r} cols={_label(cv)!r} has repeated "
@@ -277,7 +281,8 @@ def format_table(table: Table, precision: Optional[int] = None,
       labels: display text of key values in the row and column labels (e.g. ``{"bp": "BP"}``).
 
     Returns:
-      ``mean ± std`` (scaled) per cell, the value alone for n = 1, ``-`` for a missing cell.
+      ``mean ± std`` (scaled) per cell, the value alone for n = 1, ``-`` for a missing cell; the
+      title gives the number of seeds n, or, when cells differ in n, each cell ends with ``(n=3)``.
     """
     if precision is None:
         precision = 2 if table.scale == 100 else 4
@@ -285,7 +290,8 @@ def format_table(table: Table, precision: Optional[int] = None,
 
         precision = positive_int("precision", precision, minimum=0)
     header = ["/".join(table.row_keys) or "-"] + [_label(c, labels=labels) for c in table.cols]
-    body, ns = [], set()
+    ns = {c.n for c in table.cells.values()}
+    body = []
     for rv in table.rows:
         line = [_label(rv, labels=labels)]
         for cv in table.cols:
@@ -293,9 +299,9 @@ def format_table(table: Table, precision: Optional[int] = None,
             if c is None:
                 line.append("-")
                 continue
-            ns.add(c.n)
             mu, sd = c.mean * table.scale, c.std * table.scale
-            line.append(f"{mu:.{precision}f} ± {sd:.{precision}f}" if c.n > 1 else f"{mu:.{precision}f}")
+            text = f"{mu:.{precision}f} ± {sd:.{precision}f}" if c.n > 1 else f"{mu:.{precision}f}"
+            line.append(text + (f" (n={c.n})" if len(ns) > 1 else ""))
         body.append(line)
     widths = [max(len(r[j]) for r in [header] + body) for j in range(len(header))]
     fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731

@@ -41,12 +41,15 @@ def test_summarize_and_format_table():
     assert (("exact",), ("fmnist", "1x256")) not in t.cells
     assert rec.format_table(t).splitlines() == [
         "test_accuracy (%), final value, mean ± std over 1/2 seed(s); rows: rule, columns: dataset x arch",
-        "rule   mnist 1x256   fmnist 1x256",
-        "-----  ------------  ------------",
-        "bp     92.00 ± 2.83  80.00",
-        "exact  71.00 ± 1.41  -"]
+        "rule   mnist 1x256         fmnist 1x256",
+        "-----  ------------------  ------------",
+        "bp     92.00 ± 2.83 (n=2)  80.00 (n=1)",
+        "exact  71.00 ± 1.41 (n=2)  -"]  # cells that differ in n say so
     labelled = rec.format_table(t, precision=1, labels={"bp": "BP", "exact": "Exact inverse"}).splitlines()
-    assert labelled[3:] == ["BP             92.0 ± 2.8   80.0", "Exact inverse  71.0 ± 1.4   -"]
+    assert labelled[3:] == ["BP             92.0 ± 2.8 (n=2)  80.0 (n=1)", "Exact inverse  71.0 ± 1.4 (n=2)  -"]
+    same_n = rec.format_table(rec.summarize(records(), cols="arch", where={"dataset": "mnist"})).splitlines()
+    assert same_n[0].startswith("test_accuracy (%), final value, mean ± std over 2 seed(s)")
+    assert same_n[3:] == ["bp     92.00 ± 2.83", "exact  71.00 ± 1.41"]  # one n for all: in the title only
     with pytest.raises(ValueError, match="precision must be an int >= 0, got -1"):
         rec.format_table(t, precision=-1)
     wall = rec.format_table(rec.summarize(records(), metric="wall", cols="dataset", where={"seed": 0}))
@@ -69,6 +72,19 @@ def test_summarize_errors():
         rec.summarize(records(), scale=float("nan"))
     only = rec.summarize(records(), cols=("arch",), where={"dataset": "mnist"}, scale=1)
     assert only.cells[(("bp",), ("1x256",))].values == (0.90, 0.94) and only.scale == 1.0
+
+
+def test_summarize_pools_keys_that_only_choose_seeds():
+    """A configuration whose seeds ran in groups (a run parameter first_seed = 0 / 1): without pool
+    its records differ in first_seed and are refused; pooled, they form one cell of n = 2."""
+    grouped = [{**r, "first_seed": r["seed"]} for r in records() if r["dataset"] == "mnist"]
+    with pytest.raises(ValueError, match=r"differ in \['first_seed'\].*pool them \(pool=\)"):
+        rec.summarize(grouped)
+    t = rec.summarize(grouped, pool="first_seed")
+    assert t.cells[(("bp",), ("mnist", "1x256"))].values == (0.90, 0.94)
+    assert rec.format_table(t) == rec.format_table(rec.summarize([r for r in records() if r["dataset"] == "mnist"]))
+    with pytest.raises(ValueError, match="has repeated 'seed' values"):  # pooling never hides a repeated seed
+        rec.summarize(grouped + [{**grouped[0], "first_seed": 5}], pool=["first_seed"])
 
 
 def test_write_table_csv(tmp_path):

@@ -21,8 +21,10 @@ def synthetic(n_train=23, n_val=9, n_test=7, seed=0, dtype="uint8"):
 
 
 def config(**kw):
-    """A small TrainConfig (one hidden layer of 12, batches of 10: 23 samples give a padded batch)."""
+    """A small TrainConfig (one hidden layer of 12, batches of 10: 23 samples give a padded batch),
+    with soft targets 0.99 (so that the tests see the targets differ from the labels; the default
+    is hard labels, test_default_protocol_is_hard_labels)."""
     base = dict(hidden=HIDDEN, rule="exact", batch_size=10, epochs=1, seeds=(0,), eval_batch_size=4,
-                learning_rate=1e-2)
+                learning_rate=1e-2, soft_target=0.99)
     base.update(kw)
     return vision.make_config(**base)

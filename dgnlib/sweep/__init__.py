@@ -17,7 +17,8 @@ one run on a worker (papermill, status)     :mod:`dgnlib.sweep.execute` (``RunTa
 the sweep on Dask, TLS                      :mod:`dgnlib.sweep.runner` (``run_sweep``,
                                             ``SweepReport``, ``tls_security``)
 run-directory files, records, aggregation   :mod:`dgnlib.sweep.results` (``write_result``,
-                                            ``load_records``, ``aggregate_dir``)
+                                            ``load_records``, ``aggregate_dir``,
+                                            ``export_runs``)
 command line                                :mod:`dgnlib.sweep.cli` (``main``)
 ==========================================  ==================================================
 
@@ -29,16 +30,18 @@ Example::
 """
 from .cli import main
 from .execute import EVENT_TOPIC, RunTask, execute_run
-from .results import (AGGREGATE_DIR, CHECKPOINT_DIR, MANIFEST_FILE, NO_RECORDS_HINT, OUTPUT_NOTEBOOK, RESULT_FILE,
-                      STATUS_FILE, AggregateReport, aggregate_dir, load_records, notebook_stdout, read_status,
-                      utc_timestamp, write_result)
+from .results import (AGGREGATE_DIR, CHECKPOINT_DIR, DEFAULT_AGGREGATE, MANIFEST_FILE, NO_RECORDS_HINT,
+                      OUTPUT_NOTEBOOK, RESULT_FILE, STATUS_FILE, AggregateReport, aggregate_dir, aggregate_settings,
+                      export_runs, load_records, notebook_stdout, read_status, utc_timestamp, write_result)
 from .runner import RunOutcome, SweepReport, run_sweep, tls_security
-from .spec import (MAX_NAME_LENGTH, RESERVED_PARAMETERS, RunPlan, SweepSpec, check_parameters, expand_grid,
+from .spec import (AGGREGATE_KEYS, MAX_NAME_LENGTH, RESERVED_PARAMETERS, RunPlan, SweepSpec, check_aggregate,
+                   check_parameters, expand_grid,
                    load_spec, make_spec, notebook_parameters, parse_cli_values, plan_runs, run_dir_name)
 
 __all__ = [
     # spec
-    "SweepSpec", "RunPlan", "MAX_NAME_LENGTH", "RESERVED_PARAMETERS", "make_spec", "load_spec", "parse_cli_values",
+    "SweepSpec", "RunPlan", "MAX_NAME_LENGTH", "RESERVED_PARAMETERS", "AGGREGATE_KEYS", "make_spec", "load_spec",
+    "check_aggregate", "parse_cli_values",
     "run_dir_name", "expand_grid", "notebook_parameters", "check_parameters", "plan_runs",
     # execute
     "RunTask", "execute_run", "EVENT_TOPIC",
@@ -47,7 +50,7 @@ __all__ = [
     # results
     "STATUS_FILE", "RESULT_FILE", "OUTPUT_NOTEBOOK", "MANIFEST_FILE", "CHECKPOINT_DIR", "AGGREGATE_DIR",
     "NO_RECORDS_HINT", "utc_timestamp", "write_result", "read_status", "notebook_stdout", "load_records",
-    "AggregateReport", "aggregate_dir",
+    "AggregateReport", "DEFAULT_AGGREGATE", "aggregate_settings", "aggregate_dir", "export_runs",
     # cli
     "main",
 ]

@@ -3,7 +3,10 @@
 ``run`` executes every not-yet-finished run of a sweep (a YAML/JSON file and/or ``--notebook``,
 ``-p`` grid axes and ``-f`` fixed values) and exits 0 when every run finished, 1 when one failed,
 2 on an error before running (bad spec, unknown parameter, unreachable scheduler). ``aggregate``
-prints the table of a run directory and writes its CSV files and curves.
+prints the table of a run directory and writes its CSV files and curves (its defaults: the sweep
+file's ``aggregate`` section, else Table 1's layout). ``export`` copies the finished runs' small
+files (status and result, not notebooks or checkpoints) into a directory that ``aggregate`` reads
+the same way.
 
 CLI::
 
@@ -15,16 +18,18 @@ CLI::
         --tls-ca-file tls/ca.pem --tls-cert tls/cert.pem --tls-key tls/key.pem          # a TLS cluster
     python -m dgnlib.sweep aggregate runs/small                 # Table 1 of test accuracy
     python -m dgnlib.sweep aggregate runs/a --rows rules --cols x --metric acc --out-dir runs/a/acc
+    python -m dgnlib.sweep export runs/table1 results/table1    # keep the results, not the notebooks
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from typing import Optional, Sequence
 
 from ..atomic import json_default
-from .results import aggregate_dir
+from .results import aggregate_dir, export_runs
 from .runner import run_sweep, tls_security
 from .spec import SweepSpec, check_parameters, load_spec, make_spec, parse_cli_values, plan_runs
 
@@ -60,14 +65,19 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = sub.add_parser("aggregate", help="table (CSV) and curves (PNG) of a run directory")
     a.add_argument("run_dir")
-    a.add_argument("--metric", default="test_accuracy", help="metric (default test_accuracy)")
-    a.add_argument("--rows", default="rule", help="row key(s), comma-separated (default rule)")
-    a.add_argument("--cols", default="dataset,arch", help="column key(s), comma-separated (default dataset,arch)")
-    a.add_argument("--seed-key", default="seed", help="key of the replicates (default seed)")
+    a.add_argument("--metric", help="metric (default: the sweep file's, else test_accuracy)")
+    a.add_argument("--rows", help="row key(s), comma-separated (default: the sweep file's, else rule)")
+    a.add_argument("--cols", help="column key(s), comma-separated (default: the sweep file's, else dataset,arch)")
+    a.add_argument("--seed-key", help="key of the replicates (default: the sweep file's, else seed)")
+    a.add_argument("--pool", help="other key(s) that may differ within a cell, comma-separated (e.g. first_seed "
+                                  "when seeds run in groups; default: the sweep file's, else none)")
     a.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="keep matching records only")
     a.add_argument("--scale", type=float, help="factor of the shown values (default 100 for accuracies)")
     a.add_argument("--out-dir", "--out", dest="out_dir", help="output directory (default RUN_DIR/aggregate)")
     a.add_argument("--no-plot", action="store_true", help="no PNG")
+    e = sub.add_parser("export", help="copy the finished runs' status and result files into another directory")
+    e.add_argument("run_dir")
+    e.add_argument("dest", help="directory to export into (created; several sweeps may share it)")
     return p
 
 
@@ -88,7 +98,7 @@ def _spec_from_args(args, parser) -> SweepSpec:
     except ValueError as e:
         parser.error(f"run: {e}")
     return make_spec(args.notebook or base.notebook, grid, fixed, kernel=args.kernel or base.kernel,
-                     timeout=args.timeout or base.timeout, source="command line")
+                     timeout=args.timeout or base.timeout, aggregate=base.aggregate, source="command line")
 
 
 def _tls_from_args(args, parser):
@@ -129,12 +139,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             security = _tls_from_args(args, parser)
             report = run_sweep(spec, args.run_dir, n_workers=args.n_workers, scheduler=args.scheduler,
                                scheduler_file=args.scheduler_file, force=args.force, cwd=args.cwd,
-                               progress=not args.no_progress, security=security)
+                               progress=not args.no_progress, security=security,
+                               command=shlex.join(["python", "-m", "dgnlib.sweep", *(argv or sys.argv[1:])]))
             print(report.summary())
             return 0 if report.ok else 1
+        if args.command == "export":
+            copied = export_runs(args.run_dir, args.dest)
+            print(f"exported {len(copied)} new or changed finished run(s) to {args.dest}" +
+                  "".join(f"\n  {n}" for n in copied))
+            return 0
         where = dict(parse_cli_values(w, single=True) for w in args.where)
         rep = aggregate_dir(args.run_dir, args.out_dir, metric=args.metric, rows=args.rows, cols=args.cols,
-                            seed_key=args.seed_key, where=where, scale=args.scale, plot=not args.no_plot)
+                            seed_key=args.seed_key, where=where, scale=args.scale, pool=args.pool,
+                            plot=not args.no_plot)
         print(rep.text)
         print(f"wrote {rep.csv_path}, {rep.long_csv_path}" + (f", {rep.png_path}" if rep.png_path else ""))
         return 0

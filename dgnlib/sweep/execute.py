@@ -46,7 +46,7 @@ class RunTask:
     ``path``, the ``notebook`` and its ``params``; whether to pass ``result_path`` and
     ``checkpoint_dir`` (the notebook declares them); the Jupyter ``kernel``, per-cell ``timeout``
     (seconds) and working directory ``cwd`` (None: defaults); ``fresh``: delete the run's
-    checkpoints first (``force``)."""
+    checkpoints first (``force``); ``command``: the command line of the sweep (kept in the status)."""
     name: str
     path: str
     notebook: str
@@ -57,6 +57,7 @@ class RunTask:
     cwd: Optional[str] = None
     pass_checkpoint_dir: bool = False
     fresh: bool = False
+    command: Optional[str] = None
 
 
 def _log_event(msg: dict) -> None:
@@ -88,9 +89,9 @@ def execute_run(task: RunTask) -> dict:
     Returns:
       The final status dict (also written to ``status.json``): ``status`` ``"finished"`` or
       ``"failed"`` (with ``error``, ``traceback`` and ``stdout_tail``), ``params``, ``host``,
-      ``pid``, ``started``, ``ended``, ``wall_time_s`` and, when finished, ``result_written``
-      (whether the notebook wrote ``result.json``: a run without it has no records to aggregate).
-      A stale ``result.json`` of an earlier attempt is deleted first; a ``result.json`` that is not
+      ``pid``, ``started``, ``ended``, ``wall_time_s``, ``command`` (when given) and, when finished,
+      ``result_written`` (whether the notebook wrote ``result.json``: a run without it has no records
+      to aggregate). A stale ``result.json`` of an earlier attempt is deleted first; a ``result.json`` that is not
       valid JSON fails the run. Never raises for an error of the notebook.
     """
     import papermill as pm
@@ -102,6 +103,8 @@ def execute_run(task: RunTask) -> dict:
         result_file.unlink()  # a stale result of an earlier attempt must not count
     base = {"name": task.name, "params": task.params, "notebook": task.notebook,
             "host": socket.gethostname(), "pid": os.getpid(), "started": utc_timestamp()}
+    if task.command:
+        base["command"] = task.command
     write_json(path / STATUS_FILE, {**base, "status": "running"})
     _log_event({"event": "started", "name": task.name, "host": base["host"]})
     params = dict(task.params)

@@ -40,8 +40,8 @@ from ..atomic import read_json, write_json
 from ..records import Table, format_table, format_value, plot_curves, records_from_dicts, summarize, write_table_csv
 
 __all__ = ["STATUS_FILE", "RESULT_FILE", "OUTPUT_NOTEBOOK", "MANIFEST_FILE", "CHECKPOINT_DIR", "AGGREGATE_DIR",
-           "NO_RECORDS_HINT", "utc_timestamp", "write_result", "read_status", "notebook_stdout", "load_records",
-           "AggregateReport", "aggregate_dir"]
+           "NO_RECORDS_HINT", "DEFAULT_AGGREGATE", "utc_timestamp", "write_result", "read_status", "notebook_stdout",
+           "load_records", "AggregateReport", "aggregate_settings", "aggregate_dir", "export_runs"]
 
 STATUS_FILE, RESULT_FILE, OUTPUT_NOTEBOOK, MANIFEST_FILE = "status.json", "result.json", "output.ipynb", "sweep.json"
 CHECKPOINT_DIR, AGGREGATE_DIR = "checkpoints", "aggregate"
@@ -174,18 +174,41 @@ def _no_records_text(names: Sequence[str]) -> str:
             f"'records'/'metrics'): {list(names)}; {NO_RECORDS_HINT}")
 
 
+DEFAULT_AGGREGATE = {"metric": "test_accuracy", "rows": ["rule"], "cols": ["dataset", "arch"], "seed_key": "seed",
+                     "pool": [], "labels": None}
+
+
+def aggregate_settings(run_dir: str | os.PathLike, **given) -> dict:
+    """The aggregation settings of ``run_dir``: each of ``metric``, ``rows``, ``cols``, ``seed_key``,
+    ``pool`` and ``labels`` from ``given`` when not None, else from the ``aggregate`` section of the
+    run directory's manifest (the sweep spec's), else :data:`DEFAULT_AGGREGATE` (the paper's Table 1)."""
+    manifest = Path(run_dir) / MANIFEST_FILE
+    stored = (read_json(manifest).get("aggregate") or {}) if manifest.is_file() else {}
+    out = {}
+    for k, default in DEFAULT_AGGREGATE.items():
+        v = given.get(k)
+        out[k] = v if v is not None else stored.get(k, default)
+    if isinstance(out["seed_key"], list):  # a spec may write it as a one-element list
+        out["seed_key"] = out["seed_key"][0]
+    return out
+
+
 def aggregate_dir(run_dir: str | os.PathLike, out_dir: Optional[str | os.PathLike] = None, *,
-                  metric: str = "test_accuracy", rows: str | Sequence[str] = ("rule",),
-                  cols: str | Sequence[str] = ("dataset", "arch"), seed_key: str = "seed",
+                  metric: Optional[str] = None, rows: str | Sequence[str] | None = None,
+                  cols: str | Sequence[str] | None = None, seed_key: Optional[str] = None,
                   where: Optional[Mapping[str, Any]] = None, scale: Optional[float] = None,
+                  pool: str | Sequence[str] | None = None, labels: Optional[Mapping[str, str]] = None,
                   plot: bool = True) -> AggregateReport:
     """Aggregate the finished runs of ``run_dir`` into a table, its CSV files and curves.
 
     Arguments:
-      run_dir: a sweep's run directory.
+      run_dir: a sweep's run directory (or a copy of its small files, :func:`export_runs`).
       out_dir: where to write ``table_<metric>.csv``, ``summary_<metric>.csv`` (one line per cell)
         and ``curves_<metric>.png`` (default ``run_dir/aggregate``).
-      metric, rows, cols, seed_key, where, scale: as in :func:`dgnlib.records.summarize`.
+      metric, rows, cols, seed_key, where, scale, pool: as in :func:`dgnlib.records.summarize`;
+        labels: display text of key values, as in :func:`dgnlib.records.format_table`. None: the
+        sweep spec's ``aggregate`` section (stored in ``sweep.json``), else the paper's Table 1
+        (:data:`DEFAULT_AGGREGATE`: test accuracy, rows ``rule``, columns ``dataset`` x ``arch``).
       plot: write the PNG (when the metric has curves).
 
     Returns:
@@ -199,14 +222,73 @@ def aggregate_dir(run_dir: str | os.PathLike, out_dir: Optional[str | os.PathLik
         raise ValueError(f"{run_dir}: no records in finished runs (runs: {counts['finished']} finished, "
                          f"{counts['failed']} failed, {counts['running']} running or interrupted, "
                          f"{counts['pending']} pending){no_records}")
-    table = summarize(records, metric, rows, cols, seed_key, where, scale)
+    st = aggregate_settings(run_dir, metric=metric, rows=rows, cols=cols, seed_key=seed_key, pool=pool,
+                            labels=labels)
+    table = summarize(records, st["metric"], st["rows"], st["cols"], st["seed_key"], where, scale, st["pool"])
     out_dir = Path(out_dir) if out_dir is not None else run_dir / AGGREGATE_DIR
-    safe = format_value(metric)
+    safe = format_value(st["metric"])
     csv_path, long_path = out_dir / f"table_{safe}.csv", out_dir / f"summary_{safe}.csv"
     write_table_csv(table, csv_path, long_path)
-    png = plot_curves(table, out_dir / f"curves_{safe}.png") if plot else None
+    png = plot_curves(table, out_dir / f"curves_{safe}.png", labels=st["labels"]) if plot else None
     note = (f"runs: {counts['finished']} finished, {counts['failed']} failed, {counts['running']} running or "
             f"interrupted, {counts['pending']} pending")
     if counts["no_records"]:
         note += f"; {_no_records_text(counts['no_records'])}"
-    return AggregateReport(table, format_table(table) + "\n" + note, csv_path, long_path, png, counts)
+    return AggregateReport(table, format_table(table, labels=st["labels"]) + "\n" + note, csv_path, long_path,
+                           png, counts)
+
+
+def export_runs(run_dir: str | os.PathLike, dest: str | os.PathLike) -> list[str]:
+    """Copy the small files of the finished runs of ``run_dir`` into ``dest`` (results to keep).
+
+    For every finished run with a readable ``result.json``: its ``status.json`` and ``result.json``
+    (not the executed notebook, not the checkpoints), into ``dest/<run name>/``; and the manifest ``sweep.json``, whose run list is
+    merged with the one already in ``dest`` (several sweeps may be exported into one directory).
+    ``dest`` is then a run directory that :func:`aggregate_dir` reads like the original. Every file
+    is written atomically; a run already in ``dest`` with the same files is left alone.
+
+    Arguments:
+      run_dir: a sweep's run directory.
+      dest: the directory to export into (created).
+
+    Returns:
+      The names of the runs copied (new or changed). ``FileNotFoundError`` if ``run_dir`` does
+      not exist; ``ValueError`` if ``dest`` is ``run_dir`` or a file.
+    """
+    run_dir, dest = Path(run_dir), Path(dest)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {run_dir} does not exist")
+    if dest.exists() and not dest.is_dir():
+        raise ValueError(f"dest {dest} is a file, not a directory")
+    if dest.resolve() == run_dir.resolve():
+        raise ValueError(f"dest must differ from run_dir ({run_dir})")
+    copied = []
+    order, _ = _run_order(run_dir)
+    for name in order:
+        status = read_status(run_dir / name) or {}
+        if status.get("status") != "finished" or not (run_dir / name / RESULT_FILE).is_file():
+            continue
+        try:
+            files = {fname: read_json(run_dir / name / fname) for fname in (RESULT_FILE, STATUS_FILE)}
+        except (OSError, ValueError):  # an unreadable result holds no records: nothing to keep
+            continue
+        changed = False
+        for fname, data in files.items():
+            target = dest / name / fname
+            if not target.is_file() or read_json(target) != data:
+                write_json(target, data)
+                changed = True
+        if changed:
+            copied.append(name)
+    manifest = run_dir / MANIFEST_FILE
+    if manifest.is_file():
+        new = read_json(manifest)
+        old_path = dest / MANIFEST_FILE
+        old = read_json(old_path) if old_path.is_file() else {}
+        new["runs"] = list(dict.fromkeys([*old.get("runs", []), *new.get("runs", [])]))
+        if old.get("aggregate") and not new.get("aggregate"):
+            new["aggregate"] = old["aggregate"]
+        if not old_path.is_file() or {k: v for k, v in old.items() if k != "written"} != \
+                {k: v for k, v in new.items() if k != "written"}:
+            write_json(old_path, new)
+    return copied

@@ -133,7 +133,8 @@ def _dask_client(client=None, scheduler: Optional[str] = None, scheduler_file: O
 def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, n_workers: Optional[int] = None,
               scheduler: Optional[str] = None, scheduler_file: Optional[str] = None, client=None,
               force: bool = False, cwd: Optional[str] = None, progress: bool = True,
-              log: Optional[Callable[[str], None]] = None, security=None) -> SweepReport:
+              log: Optional[Callable[[str], None]] = None, security=None,
+              command: Optional[str] = None) -> SweepReport:
     """Execute every not-yet-finished run of ``spec`` into ``run_dir`` on Dask.
 
     Arguments:
@@ -150,6 +151,8 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, n_workers: Optiona
       log: sink of the status lines (started / finished / FAILED; default ``tqdm.write``).
       security: a ``distributed.security.Security`` for the scheduler (a TLS cluster:
         :func:`tls_security`; None: Dask's configuration).
+      command: the command line that started the sweep, stored in every run's ``status.json``
+        (the command line interface passes its own).
 
     Returns:
       The :class:`SweepReport`. ``FileNotFoundError`` for a missing notebook or scheduler file,
@@ -170,7 +173,8 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, n_workers: Optiona
     plans = plan_runs(spec, run_dir, force=force)
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = {"notebook": str(notebook), "grid": spec.grid, "fixed": spec.fixed, "kernel": spec.kernel,
-                "timeout": spec.timeout, "runs": [p.name for p in plans], "written": utc_timestamp()}
+                "timeout": spec.timeout, "aggregate": spec.aggregate, "runs": [p.name for p in plans],
+                "written": utc_timestamp()}
     old = read_json(run_dir / MANIFEST_FILE) if (run_dir / MANIFEST_FILE).is_file() else {}
     manifest["runs"] = list(dict.fromkeys([*old.get("runs", []), *manifest["runs"]]))
     write_json(run_dir / MANIFEST_FILE, manifest)
@@ -185,7 +189,8 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, n_workers: Optiona
         write(f"[{_stamp()}] skipping {len(outcomes)} finished run(s) in {run_dir}")
     if todo:
         tasks = [RunTask(p.name, str(p.path), str(notebook), p.params, "result_path" in declared,
-                         spec.kernel, spec.timeout, cwd, "checkpoint_dir" in declared, force) for p in todo]
+                         spec.kernel, spec.timeout, cwd, "checkpoint_dir" in declared, force, command)
+                 for p in todo]
         workers = n_workers or max(1, min(os.cpu_count() or 1, len(tasks)))
         with _dask_client(client, scheduler, scheduler_file, workers, security) as c:
             outcomes.update(_submit_all(c, tasks, write, progress, tqdm))

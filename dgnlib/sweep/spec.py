@@ -36,29 +36,35 @@ from ..checks import finite_number, positive_int, positive_number
 from ..records import format_value
 from .results import read_status
 
-__all__ = ["RESERVED_PARAMETERS", "MAX_NAME_LENGTH", "SweepSpec", "make_spec", "load_spec", "parse_cli_values",
+__all__ = ["RESERVED_PARAMETERS", "MAX_NAME_LENGTH", "AGGREGATE_KEYS", "SweepSpec", "make_spec", "check_aggregate", "load_spec", "parse_cli_values",
            "run_dir_name", "expand_grid", "notebook_parameters", "check_parameters", "RunPlan", "plan_runs"]
 
 RESERVED_PARAMETERS = ("result_path", "checkpoint_dir")  # set by the runner when the notebook declares them
 MAX_NAME_LENGTH = 100  # longest run directory name
-_SPEC_KEYS = ("notebook", "grid", "fixed", "kernel", "timeout", "description")
+_SPEC_KEYS = ("notebook", "grid", "fixed", "kernel", "timeout", "description", "aggregate")
+# keys of a spec's ``aggregate`` section: the defaults of ``python -m dgnlib.sweep aggregate`` for its run directory
+AGGREGATE_KEYS = ("metric", "rows", "cols", "seed_key", "pool", "labels")
 
 
 @dataclass(frozen=True)
 class SweepSpec:
     """A sweep: ``notebook`` path, ``grid`` (name -> list of values, in order), ``fixed`` values,
-    Jupyter ``kernel`` (None: the notebook's) and per-cell ``timeout`` in seconds (None: none).
+    Jupyter ``kernel`` (None: the notebook's), per-cell ``timeout`` in seconds (None: none) and
+    ``aggregate``: how its results are tabulated (:data:`AGGREGATE_KEYS`; stored in the run
+    directory's manifest, the defaults of :func:`dgnlib.sweep.aggregate_dir`).
     Make one with :func:`make_spec` or :func:`load_spec` (they validate it)."""
     notebook: Path
     grid: dict = field(default_factory=dict)
     fixed: dict = field(default_factory=dict)
     kernel: Optional[str] = None
     timeout: Optional[float] = None  # per cell, seconds
+    aggregate: dict = field(default_factory=dict)
 
 
 def make_spec(notebook: str | os.PathLike, grid: Optional[Mapping[str, Sequence]] = None,
               fixed: Optional[Mapping[str, Any]] = None, *, kernel: Optional[str] = None,
-              timeout: Optional[float] = None, source: str = "spec") -> SweepSpec:
+              timeout: Optional[float] = None, aggregate: Optional[Mapping[str, Any]] = None,
+              source: str = "spec") -> SweepSpec:
     """A validated :class:`SweepSpec`.
 
     Arguments:
@@ -67,6 +73,10 @@ def make_spec(notebook: str | os.PathLike, grid: Optional[Mapping[str, Sequence]
       fixed: parameter name -> value, the same in every run (not also in ``grid``).
       kernel: Jupyter kernel name (default: the notebook's).
       timeout: per-cell execution timeout in seconds (> 0; default none).
+      aggregate: defaults of the aggregation of the sweep's results (:data:`AGGREGATE_KEYS`):
+        ``metric``; ``rows``, ``cols``, ``seed_key``, ``pool`` (key names, a list or a
+        comma-separated string); ``labels`` (value -> display text), as in
+        :func:`dgnlib.records.summarize` and :func:`dgnlib.records.format_table`.
       source: names the origin (a file, ``"command line"``) in error messages.
 
     Returns:
@@ -95,7 +105,42 @@ def make_spec(notebook: str | os.PathLike, grid: Optional[Mapping[str, Sequence]
         timeout = positive_number(name, finite_number(name, timeout))
     if kernel is not None and not isinstance(kernel, str):
         raise ValueError(f"{source}: kernel must be a kernel name, got {kernel!r}")
-    return SweepSpec(Path(notebook), grid, fixed, kernel, timeout)
+    return SweepSpec(Path(notebook), grid, fixed, kernel, timeout, check_aggregate(aggregate, source))
+
+
+def check_aggregate(aggregate: Optional[Mapping[str, Any]], source: str = "spec") -> dict:
+    """A spec's ``aggregate`` section, checked.
+
+    Arguments:
+      aggregate: None, or a mapping with keys of :data:`AGGREGATE_KEYS`.
+      source: names the origin in error messages.
+
+    Returns:
+      The section as a dict (empty for None). ``ValueError`` naming ``source`` and the key for an
+      unknown key, a key list that is not names, or ``labels`` that is not a mapping of text.
+    """
+    if aggregate is None:
+        return {}
+    if not isinstance(aggregate, Mapping):
+        raise ValueError(f"{source}: aggregate must be a mapping with keys {list(AGGREGATE_KEYS)}, got {aggregate!r}")
+    unknown = [k for k in aggregate if k not in AGGREGATE_KEYS]
+    if unknown:
+        raise ValueError(f"{source}: unknown aggregate key(s) {unknown}; allowed: {list(AGGREGATE_KEYS)}")
+    out = dict(aggregate)
+    for k in ("rows", "cols", "seed_key", "pool"):
+        if k in out:
+            v = out[k]
+            names = v.split(",") if isinstance(v, str) else v
+            if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n for n in names):
+                raise ValueError(f"{source}: aggregate.{k} must be key names (a list or a comma-separated "
+                                 f"string), got {v!r}")
+            out[k] = list(names)
+    if "metric" in out and not (isinstance(out["metric"], str) and out["metric"]):
+        raise ValueError(f"{source}: aggregate.metric must be a metric name, got {out['metric']!r}")
+    if "labels" in out and not (isinstance(out["labels"], Mapping)
+                                and all(isinstance(t, str) for t in out["labels"].values())):
+        raise ValueError(f"{source}: aggregate.labels must map values to display text, got {out['labels']!r}")
+    return out
 
 
 def load_spec(path: str | os.PathLike) -> SweepSpec:
@@ -103,7 +148,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
 
     Arguments:
       path: a YAML (or ``.json``) file with keys ``notebook`` (required), ``grid``, ``fixed``,
-        ``kernel``, ``timeout``, ``description`` (see :func:`make_spec`). A relative notebook path
+        ``kernel``, ``timeout``, ``aggregate``, ``description`` (see :func:`make_spec`). A relative notebook path
         is taken from the current directory, or else from the file's directory.
 
     Returns:
@@ -135,7 +180,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise ValueError(f"{path}: key '{key}' must be a mapping of parameter names, got {data[key]!r}")
     spec = make_spec(nb, data.get("grid"), data.get("fixed"), kernel=data.get("kernel"),
-                     timeout=data.get("timeout"), source=str(path))
+                     timeout=data.get("timeout"), aggregate=data.get("aggregate"), source=str(path))
     if not spec.notebook.is_absolute() and not spec.notebook.exists():
         if not (path.parent / spec.notebook).exists():
             raise FileNotFoundError(f"{path}: notebook {nb!r} found neither from the current directory "

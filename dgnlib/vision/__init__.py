@@ -27,7 +27,7 @@ command line                      ``python -m dgnlib.vision train | data prepare
 """
 from .arrays import VisionArrays, arrays_from_vision_data, check_split, load_arrays, make_arrays
 from .config import (ON_FAILURE, RULES, SOLVERS, TrainConfig, arch_label, as_choices, check_config, ei_config,
-                     make_config, run_label)
+                     make_config, protocol_label, run_label)
 from .data import (DATASETS, EXPECTED_SHA256, LABEL_DTYPE, DatasetIntegrityError, DatasetNotFoundError,
                    VisionData, as_float, check_dataset, split_sha256, train_validation_split, verify)
 from .epoch import RunState, batch_indices, evaluate_seeds, init_run, train_batch, train_epoch
@@ -52,7 +52,7 @@ __all__ = [
     # arrays and settings
     "VisionArrays", "check_split", "make_arrays", "arrays_from_vision_data", "load_arrays",
     "RULES", "SOLVERS", "ON_FAILURE", "TrainConfig", "make_config", "check_config", "ei_config", "as_choices",
-    "arch_label", "run_label",
+    "arch_label", "protocol_label", "run_label",
     # training
     "SolverSummary", "StepSums", "SplitMetrics", "EpochMetrics", "history_arrays",
     "RunState", "init_run", "batch_indices", "train_batch", "train_epoch", "evaluate_seeds",

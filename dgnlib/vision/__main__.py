@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seeds", nargs="+", type=int, default=[0], help="seed values, trained at once")
     t.add_argument("--batch-size", type=int, default=100)
     t.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate")
-    t.add_argument("--soft-target", type=float, default=0.99, help="target value of the true class")
+    t.add_argument("--soft-target", type=float, default=1.0,
+                   help="target value of the true class: 1.0 (default) hard labels, as the paper's code ran; "
+                        "0.99 the soft targets the paper describes, (1 - v) / 9 on the other classes")
     t.add_argument("--solver", default="algebraic", choices=SOLVERS)
     t.add_argument("--n-train", type=int, default=None, help="first N of the 54k training examples")
     t.add_argument("--average-jacobian", action="store_true", help="batch-averaged feedback weights")

@@ -5,7 +5,7 @@
 * :func:`records_from_history`: a run's result records, one per seed (the contract between the
   training loop, the notebook's ``result.json``, the sweep and Table 1)::
 
-      {"dataset": "mnist", "arch": "1x256", "rule": "exact", "seed": 0,
+      {"dataset": "mnist", "arch": "1x256", "rule": "exact", "protocol": "hard labels", "seed": 0,
        "metrics": {"epoch": [1, 2, ...], "test_accuracy": [...], ...}}
 
 Table 1 and the curves are made from the records by the shared :mod:`dgnlib.records`:
@@ -18,7 +18,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .config import TrainConfig, arch_label
+from .config import TrainConfig, arch_label, protocol_label
 from .metrics import EpochMetrics, history_arrays
 
 __all__ = ["RULE_LABELS", "format_epoch_line", "format_final_line", "records_from_history"]
@@ -79,13 +79,15 @@ def records_from_history(dataset: str, cfg: TrainConfig, history: Sequence[Epoch
       history: one :class:`~dgnlib.vision.EpochMetrics` per epoch.
 
     Returns:
-      one dict per seed: ``{"dataset", "arch", "rule", "seed", "metrics"}``, ``metrics`` the
-      per-epoch curves of :func:`~dgnlib.vision.history_arrays` as lists (JSON-ready).
+      one dict per seed: ``{"dataset", "arch", "rule", "protocol", "seed", "metrics"}``
+      (``protocol``: :func:`~dgnlib.vision.protocol_label`), ``metrics`` the per-epoch curves of
+      :func:`~dgnlib.vision.history_arrays` as lists (JSON-ready).
     """
     if not history:
         return []
     h = history_arrays(history)
     arch = arch_label(cfg)
-    return [{"dataset": dataset, "arch": arch, "rule": cfg.rule, "seed": int(s),
+    protocol = protocol_label(cfg)
+    return [{"dataset": dataset, "arch": arch, "rule": cfg.rule, "protocol": protocol, "seed": int(s),
              "metrics": {k: v[:, i].tolist() for k, v in h.items()}}
             for i, s in enumerate(cfg.seeds)]

@@ -106,6 +106,39 @@ def test_aggregate_dir_table_files_and_the_runs_without_records(run_dir):
     assert rep.png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_aggregate_defaults_come_from_the_spec_and_export_keeps_the_small_files(run_dir, tmp_path):
+    """The manifest's aggregate section (the sweep spec's) sets the defaults of aggregate_dir;
+    export_runs copies the finished runs' status and result files (and merges the manifests of
+    several sweeps), and the copy aggregates exactly like the original."""
+    manifest = json.loads((run_dir / sweep.MANIFEST_FILE).read_text())
+    (run_dir / sweep.MANIFEST_FILE).write_text(json.dumps({**manifest, "aggregate": {
+        "rows": ["rule"], "cols": ["arch"], "labels": {"bp": "BP"}}}))
+    (run_dir / "rules=bp" / sweep.OUTPUT_NOTEBOOK).write_text("{}")  # big files stay behind
+    (run_dir / "rules=bp" / sweep.CHECKPOINT_DIR).mkdir()
+    rep = sweep.aggregate_dir(run_dir, plot=False)
+    assert rep.table.cols == (("1x256",),) and rep.text.splitlines()[3].startswith("BP ")
+    assert sweep.aggregate_dir(run_dir, cols="dataset", plot=False).table.cols == (("mnist",),)  # given wins
+    dest = tmp_path / "results"
+    copied = sweep.export_runs(run_dir, dest)
+    assert copied == ["rules=bp", "rules=exact", "single", "no_records"]  # finished, with a result.json
+    assert sorted(p.name for p in (dest / "rules=bp").iterdir()) == [sweep.RESULT_FILE, sweep.STATUS_FILE]
+    again = sweep.aggregate_dir(dest, plot=False)
+    assert again.text.splitlines()[:-1] == rep.text.splitlines()[:-1]
+    assert again.text.splitlines()[-1].startswith("runs: 4 finished, 0 failed, 0 running or interrupted, 5 pending")
+    assert sweep.export_runs(run_dir, dest) == []  # nothing new
+    other = tmp_path / "other"
+    make_run(other, "rules=lt2", "finished", {"rules": ["lt2"]}, {"records": []})
+    (other / sweep.MANIFEST_FILE).write_text(json.dumps({"runs": ["rules=lt2"]}))
+    assert sweep.export_runs(other, dest) == ["rules=lt2"]
+    merged = json.loads((dest / sweep.MANIFEST_FILE).read_text())
+    assert merged["runs"][-1] == "rules=lt2" and merged["runs"][0] == "rules=bp"
+    assert merged["aggregate"]["cols"] == ["arch"]  # a sweep without a section keeps the one already there
+    with pytest.raises(ValueError, match="dest must differ"):
+        sweep.export_runs(run_dir, run_dir)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        sweep.export_runs(tmp_path / "nope", dest)
+
+
 def test_aggregate_dir_without_any_records_says_why(tmp_path):
     make_run(tmp_path, "a", "finished", {"x": 1})
     make_run(tmp_path, "b", "failed", {"x": 2})

@@ -62,7 +62,9 @@ def test_load_spec_and_errors(tmp_path):
     assert set(sweep.check_parameters(spec)) >= {"x", "seed", "epochs", "result_path"}
     y = tmp_path / "s.yaml"
     y.write_text(f"notebook: {TOY}\ngrid:\n  x: [1]\n")
-    assert sweep.load_spec(y).grid == {"x": [1]}
+    assert sweep.load_spec(y).grid == {"x": [1]} and sweep.load_spec(y).aggregate == {}
+    y.write_text(f"notebook: {TOY}\naggregate:\n  rows: rule,protocol\n  pool: [first_seed]\n  labels: {{bp: BP}}\n")
+    assert sweep.load_spec(y).aggregate == {"rows": ["rule", "protocol"], "pool": ["first_seed"], "labels": {"bp": "BP"}}
     cases = {
         '{"notebook": "a.ipynb", "gird": {}}': r"unknown key\(s\) \['gird'\]",
         '{"grid": {"x": [1]}}': "'notebook'",
@@ -72,6 +74,10 @@ def test_load_spec_and_errors(tmp_path):
         '{"notebook": "a.ipynb", "fixed": {"result_path": "r"}}': "set by the runner",
         '{"notebook": "a.ipynb", "timeout": -1}': r"timeout \(seconds\) must be a positive finite number, got -1",
         '{"notebook": "a.ipynb", "timeout": [1]}': r"timeout \(seconds\) must be a number",
+        '{"notebook": "a.ipynb", "aggregate": {"row": "rule"}}': r"unknown aggregate key\(s\) \['row'\]",
+        '{"notebook": "a.ipynb", "aggregate": {"rows": [1]}}': r"aggregate\.rows must be key names",
+        '{"notebook": "a.ipynb", "aggregate": {"labels": ["a"]}}': r"aggregate\.labels must map values",
+        '{"notebook": "a.ipynb", "aggregate": 3}': r"aggregate must be a mapping",
         '[1, 2]': "top level must be a mapping",
         '{"notebook": ': "not valid JSON",
     }
@@ -98,7 +104,8 @@ def test_unknown_parameter_lists_the_notebooks():
         sweep.check_parameters(spec)
 
 
-@pytest.mark.parametrize("name,n_runs", [("table1.yaml", 12), ("small.yaml", 6)])
+@pytest.mark.parametrize("name,n_runs", [("table1.yaml", 24), ("table1_soft_targets.yaml", 12),
+                                         ("table1_averaged_jacobian.yaml", 8), ("small.yaml", 6)])
 def test_example_specs_match_the_vision_notebook(name, n_runs):
     spec = sweep.load_spec(ROOT / "examples" / "sweeps" / name)
     assert spec.notebook.resolve() == VISION.resolve()
@@ -107,7 +114,7 @@ def test_example_specs_match_the_vision_notebook(name, n_runs):
     assert len(runs) == n_runs
     # the run directories' names (ci/run_sweep.py's and users' run directories) do not depend on
     # whether the grid is written with plain values or one-element lists
-    assert runs[0][0].startswith("datasets=mnist__")
+    assert runs[0][0].startswith(("datasets=mnist__", "hidden_layers=256__datasets=mnist__"))
 
 
 def test_plan_runs_states_and_changed_parameters(tmp_path):

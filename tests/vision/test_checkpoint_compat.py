@@ -10,8 +10,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from dgnlib import vision
+from dgnlib.checkpoint import CheckpointMismatchError
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "checkpoint_938084a"
 
@@ -19,10 +21,14 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "checkpoint_938084a"
 def test_checkpoint_of_commit_938084a_resumes(tmp_path):
     ref = np.load(DATA / "expected.npz")
     data = vision.make_arrays(*[ref[f"x{i}"] for i in range(6)], n_classes=3)
+    # soft targets 0.99: the default of that commit (today's default, hard labels, is another run)
     cfg = vision.make_config(hidden=(5,), rule="linear_threshold", epochs=3, seeds=(0, 1), batch_size=16,
-                             n_classes=3, eval_batch_size=8, learning_rate=2e-3)
+                             n_classes=3, eval_batch_size=8, learning_rate=2e-3, soft_target=0.99)
     ckpt = tmp_path / "run.ckpt"
     shutil.copy(DATA / "mnist_1x5_linear_threshold.ckpt", ckpt)
+    hard = cfg._replace(soft_target=1.0, ei=cfg.ei._replace(target_value=1.0))
+    with pytest.raises(CheckpointMismatchError, match="config.soft_target: checkpoint 0.99, this run 1.0"):
+        next(iter(vision.iterate_epochs(vision.init_run(hard, n_in=12), data, hard, progress=False, checkpoint=ckpt)))
     lines = []
     out = [(m, sec) for _, m, sec in vision.iterate_epochs(vision.init_run(cfg, n_in=12), data, cfg, progress=False,
                                                            checkpoint=ckpt, log=lines.append)]

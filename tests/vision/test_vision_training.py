@@ -153,6 +153,27 @@ def test_soft_targets_in_loss_and_updates():
     assert np.max(np.abs(np.asarray(mu_s) - np.asarray(mu_h))) > 1e-4 * np.max(np.abs(np.asarray(mu_h)))
 
 
+def test_default_protocol_is_hard_labels():
+    """The published numbers come from hard labels (the paper's code never applies its soft
+    targets): the default config, its network targets and its records say so."""
+    cfg = vision.make_config()
+    assert cfg.soft_target == 1.0 and vision.ei_config(cfg).target_value == 1.0
+    assert vision.protocol_label(cfg) == "hard labels"
+    assert vision.protocol_label(vision.make_config(soft_target=0.99)) == "soft targets 0.99"
+    assert vision.protocol_label(vision.make_config(average_jacobian=True)) == "hard labels, averaged Jacobian"
+    lt = vision.make_config(rule="linear_threshold", lt_momentum=0.9)
+    assert vision.protocol_label(lt) == "hard labels, lt momentum 0.9"
+    assert vision.protocol_label(lt._replace(rule="exact")) == "hard labels"  # momentum only matters to the rule
+    data = synthetic(dtype="float32")
+    x, y, mask = data.x_train[:10], data.y_train[:10], jnp.ones(10, bool)
+    hard = vision.make_config(hidden=(12,), rule="bp", batch_size=10, learning_rate=1e-2)
+    _, sums = vision.train_batch(vision.init_run(hard, N_IN), x, y, mask, hard)
+    p = seed_slice(vision.init_run(hard, N_IN), 0).params
+    logp = jax.nn.log_softmax(mlp_forward(p, jnp.asarray(x)))  # float32 data: train_batch uses it as given
+    np.testing.assert_allclose(float(sums.loss[0]) / 10, -float(np.mean(np.asarray(logp)[np.arange(10), np.asarray(y)])),
+                               rtol=1e-5)  # the plain cross-entropy of the labels
+
+
 def test_soft_targets_reach_the_controller():
     """E/I rule: 0.99 and 1.0 give different closed-loop states, hence different steps, and the
     reported CL loss is the cross-entropy against the soft targets. (One step: the epoch runs the
