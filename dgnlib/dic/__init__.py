@@ -33,6 +33,7 @@ with :func:`train_step`, the only training step of the E/I network.
 from .activations import SoftRectifier, linearised_inverse, softplus
 from .controller import LeakyPI
 from .learning_rules import (
+    LT_POINTS,
     RuleState,
     batch_weights,
     bp_gradients,
@@ -101,7 +102,7 @@ __all__ = [
     # steady states
     "SOLVERS", "ON_FAILURE", "SolveStats", "SteadyStateError", "solve_open_loop", "solve_closed_loop", "simulate",
     # learning rules
-    "RuleState", "init_rule_state", "local_error", "linear_threshold_model", "exact_inverse_errors",
+    "LT_POINTS", "RuleState", "init_rule_state", "local_error", "linear_threshold_model", "exact_inverse_errors",
     "linear_threshold_fit", "linear_threshold_errors", "readout_error", "batch_weights", "local_gradients",
     "exact_inverse_gradients", "linear_threshold_gradients", "mlp_forward", "mean_cross_entropy", "bp_gradients",
     # training

@@ -17,7 +17,10 @@ at the closed-loop (CL) steady state.
   point ``u_I = phi_E(u_E) - Q_l^T c``, so ``-delta_l = (Q_l^T c) phi_E'(u_E)``: the applied
   weight change (minus the gradient) is potentiation under dis-inhibition.
 * Linear threshold: ``u_I`` replaced by ``theta_l + delta_l * phi_I(u_I)``, the Taylor model
-  of ``phi_I^-1`` around each neuron's mean open-loop inhibitory rate over the minibatch.
+  of ``phi_I^-1`` around each neuron's mean open-loop inhibitory rate over the minibatch
+  (``point="batch_mean"``, the paper's); ``point="sample"`` linearises around each sample's own
+  open-loop rate instead (an ablation: the model is then exact at the open-loop state, so the
+  rule has no plasticity without top-down control, as the exact rule).
   Guard: the rate used for the fit is clamped to at least ``min_rate`` (default 1e-3),
   so the slope ``1/phi_I'(phi_I^-1(rate))`` (~1/rate for softplus) stays finite when a
   unit's inhibitory rate goes to 0.
@@ -43,6 +46,7 @@ from .network import EIConfig, EIParams, EIState, Layer
 from .losses import softmax_cross_entropy
 
 __all__ = [
+    "LT_POINTS",
     "RuleState",
     "init_rule_state",
     "local_error",
@@ -59,6 +63,9 @@ __all__ = [
     "mean_cross_entropy",
     "bp_gradients",
 ]
+
+
+LT_POINTS = ("batch_mean", "sample")  # linearisation point of the linear-threshold rule
 
 
 class RuleState(NamedTuple):
@@ -127,25 +134,29 @@ def exact_inverse_errors(state: EIState, cfg: EIConfig):
 
 
 def linear_threshold_fit(ol_state: EIState, rule_state: RuleState, cfg: EIConfig, *,
-                         min_rate: float = 1e-3, momentum: float = 0.0, sample_weights=None):
+                         min_rate: float = 1e-3, momentum: float = 0.0, sample_weights=None,
+                         point: str = "batch_mean"):
     """Taylor fit ``phi_I^-1(r) ~ theta + delta r`` per neuron.
 
     The running rate is updated to ``momentum * old + (1 - momentum) * mean_b phi_I(u_I^OL)``
-    (``momentum = 0``: the current minibatch mean, as in the paper), then clamped to
-    ``>= min_rate`` for the fit; ``sample_weights``: optional ``(B,)`` weights of that batch
-    mean (see the module docstring). Returns ``(thetas, deltas, new_rule_state)`` with
-    ``thetas[l]``, ``deltas[l]`` of shape ``(n_l,)``.
+    (``momentum = 0``: the current minibatch mean, as in the paper); ``sample_weights``: optional
+    ``(B,)`` weights of that batch mean (see the module docstring). ``point``: "batch_mean" fits
+    at the running rate (the paper), ``(n_l,)`` per layer; "sample" fits at each sample's own
+    open-loop rate ``phi_I(u_I^OL)``, ``(B, n_l)`` (the running rate is still updated). The rate
+    of the fit is clamped to ``>= min_rate``. Returns ``(thetas, deltas, new_rule_state)``.
     """
     if not min_rate > 0.0:
         raise ValueError(f"min_rate must be > 0, got {min_rate}")
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+    if point not in LT_POINTS:
+        raise ValueError(f"point must be one of {LT_POINTS}, got {point!r}")
     w, n = batch_weights(sample_weights, ol_state.u_out.shape[0], ol_state.u_out.dtype)
     new_rates, thetas, deltas = [], [], []
     for u_I, old in zip(ol_state.u_I, rule_state.mean_inh_rate):
-        batch_mean = _mean_rows(cfg.phi_I(u_I), w, n)
-        rate = momentum * old + (1.0 - momentum) * batch_mean
-        theta, delta = linearised_inverse(cfg.phi_I, jnp.maximum(rate, min_rate))
+        r_I = cfg.phi_I(u_I)
+        rate = momentum * old + (1.0 - momentum) * _mean_rows(r_I, w, n)
+        theta, delta = linearised_inverse(cfg.phi_I, jnp.maximum(rate if point == "batch_mean" else r_I, min_rate))
         new_rates.append(rate)
         thetas.append(theta)
         deltas.append(delta)
@@ -197,11 +208,13 @@ def exact_inverse_gradients(params: EIParams, x, cl_state: EIState, cfg: EIConfi
 
 def linear_threshold_gradients(params: EIParams, x, cl_state: EIState, ol_state: EIState,
                                rule_state: RuleState, cfg: EIConfig, *, min_rate: float = 1e-3,
-                               momentum: float = 0.0, sample_weights=None):
+                               momentum: float = 0.0, sample_weights=None, point: str = "batch_mean"):
     """Linear-threshold rule "gradients"; returns ``(grads, new_rule_state)``. ``sample_weights``
-    weighs both the rate fit's batch mean and the gradients' (module docstring)."""
+    weighs both the rate fit's batch mean and the gradients' (module docstring); ``point``: the
+    linearisation point (:func:`linear_threshold_fit`)."""
     thetas, deltas, new_rs = linear_threshold_fit(ol_state, rule_state, cfg, min_rate=min_rate,
-                                                  momentum=momentum, sample_weights=sample_weights)
+                                                  momentum=momentum, sample_weights=sample_weights,
+                                                  point=point)
     errs = linear_threshold_errors(cl_state, thetas, deltas, cfg)
     return local_gradients(params, x, cl_state, errs, cfg, sample_weights=sample_weights), new_rs
 

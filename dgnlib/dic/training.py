@@ -36,6 +36,7 @@ import optax
 from ..checks import check_finite, check_labels, choice
 from .network import EIConfig, EIParams, check_config, check_inputs, check_params, feedback_weights
 from .learning_rules import (
+    LT_POINTS,
     RuleState,
     batch_weights,
     bp_gradients,
@@ -63,7 +64,7 @@ __all__ = [
 RULES = ("bp", "exact", "linear_threshold")
 MODELS = ("ei", "mlp")
 STATIC_ARGNAMES = ("rule", "solver", "average_jacobian", "cfg", "optimizer", "on_failure", "lt_min_rate",
-                   "lt_momentum", "check_data")
+                   "lt_momentum", "lt_point", "check_data")
 
 
 class TrainMetrics(NamedTuple):
@@ -133,15 +134,16 @@ def train_step(params: EIParams, opt_state, rule_state: RuleState, x_batch, y_ba
                rule: str, solver: str = "algebraic", average_jacobian: bool = False,
                cfg: EIConfig = EIConfig(), optimizer: optax.GradientTransformation,
                on_failure: str = "raise", lt_min_rate: float = 1e-3, lt_momentum: float = 0.0,
-               sample_weights=None, check_data: bool = True):
+               lt_point: str = "batch_mean", sample_weights=None, check_data: bool = True):
     """One optimisation step.
 
     ``x_batch``: ``(B, n_in)``; ``y_batch``: integer labels ``(B,)`` or targets ``(B, K)``
     (``K = n_classes``, the width of ``params.W_out``).
     ``rule``: "bp" | "exact" | "linear_threshold"; ``solver``: "algebraic" | "ode"
     (ignored by "bp"); ``average_jacobian``: batch-average ``Q``; ``on_failure``: "raise" |
-    "flag" (see :mod:`dgnlib.dic.steady_state`); ``lt_min_rate``/``lt_momentum``: guard and
-    running-average factor of the linear-threshold fit.
+    "flag" (see :mod:`dgnlib.dic.steady_state`); ``lt_min_rate``/``lt_momentum``/``lt_point``:
+    guard, running-average factor and linearisation point ("batch_mean" | "sample") of the
+    linear-threshold fit.
     ``sample_weights``: optional ``(B,)`` weights (bool or float, e.g. the 0/1 mask of the valid
     rows of a padded batch; ``None`` = all ones): every batch mean of the step is
     ``sum_b w_b a_b / max(sum_b w_b, 1)`` (loss, accuracy, BP and local gradients, the
@@ -157,6 +159,7 @@ def train_step(params: EIParams, opt_state, rule_state: RuleState, x_batch, y_ba
     """
     choice("rule", rule, RULES)
     choice("solver", solver, SOLVERS)
+    choice("lt_point", lt_point, LT_POINTS)
     if not isinstance(average_jacobian, bool):
         raise ValueError(f"average_jacobian must be a bool, got {average_jacobian!r}")
     check_config(cfg)
@@ -198,7 +201,7 @@ def train_step(params: EIParams, opt_state, rule_state: RuleState, x_batch, y_ba
         else:
             grads, new_rule_state = linear_threshold_gradients(
                 params, x_batch, cl, ol, rule_state, cfg, min_rate=lt_min_rate, momentum=lt_momentum,
-                sample_weights=sw,
+                sample_weights=sw, point=lt_point,
             )
         loss, acc = _batch_metrics(cl.u_out, targets, labels, sw)
         ol_loss, ol_acc = _batch_metrics(ol.u_out, targets, labels, sw)

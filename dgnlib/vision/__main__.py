@@ -35,7 +35,7 @@ def _train(args) -> int:
         log=lambda line: print(line, flush=True), progress=False, epoch_times=True,
         hidden=tuple(args.hidden), epochs=args.epochs, seeds=tuple(args.seeds), batch_size=args.batch_size,
         solver=args.solver, learning_rate=args.learning_rate, soft_target=args.soft_target,
-        average_jacobian=args.average_jacobian)
+        average_jacobian=args.average_jacobian, lt_momentum=args.lt_momentum, lt_point=args.lt_point)
     for r in results.records:
         print(format_final_line(r, results.wall_s[f"{r['dataset']} {r['arch']} {r['rule']}"]), flush=True)
     return 0
@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--solver", default="algebraic", choices=SOLVERS)
     t.add_argument("--n-train", type=int, default=None, help="first N of the 54k training examples")
     t.add_argument("--average-jacobian", action="store_true", help="batch-averaged feedback weights")
+    t.add_argument("--lt-momentum", type=float, default=0.0,
+                   help="linear threshold: running-average factor of the linearisation rate (0: the minibatch mean)")
+    t.add_argument("--lt-point", default="batch_mean", choices=("batch_mean", "sample"),
+                   help="linear threshold: linearise at the minibatch mean rate (the paper) or at each sample's rate")
     t.add_argument("--compilation-cache", action="store_true", help="JAX's persistent compilation cache")
     t.add_argument("--checkpoint-dir", default=None,
                    help="save every run's state after each epoch here; a re-run resumes from it")

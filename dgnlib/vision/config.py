@@ -15,6 +15,7 @@ import numpy as np
 from ..checks import choice, finite_number, positive_int, positive_number
 from ..dic.network import EIConfig
 from ..dic.steady_state import SOLVERS
+from ..dic.learning_rules import LT_POINTS
 from ..dic.training import RULES
 
 __all__ = ["RULES", "SOLVERS", "ON_FAILURE", "TrainConfig", "make_config", "check_config", "ei_config",
@@ -33,8 +34,8 @@ class TrainConfig(NamedTuple):
     describes);
     ``average_jacobian``: batch-averaged feedback weights; ``seeds``: one run per seed;
     ``eval_batch_size``: chunk size of the open-loop evaluation; ``n_classes``;
-    ``lt_min_rate``/``lt_momentum``: guard and running-average factor of the linear-threshold
-    fit; ``on_failure``: "flag" (solver failures are recorded in the metrics,
+    ``lt_min_rate``/``lt_momentum``/``lt_point``: guard, running-average factor and
+    linearisation point ("batch_mean", the paper's, or "sample") of the linear-threshold fit; ``on_failure``: "flag" (solver failures are recorded in the metrics,
     :func:`~dgnlib.vision.iterate_epochs` warns) or "raise" (it raises
     :class:`~dgnlib.dic.steady_state.SteadyStateError` after the epoch); ``ei``: network constants
     (its ``target_value`` is replaced by ``soft_target``).
@@ -54,6 +55,7 @@ class TrainConfig(NamedTuple):
     n_classes: int = 10
     lt_min_rate: float = 1e-3
     lt_momentum: float = 0.0
+    lt_point: str = "batch_mean"
     on_failure: str = "flag"
     ei: EIConfig = EIConfig()
 
@@ -102,6 +104,7 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
     choice("rule", cfg.rule, RULES)
     choice("solver", cfg.solver, SOLVERS)
     choice("on_failure", cfg.on_failure, ON_FAILURE)
+    choice("lt_point", cfg.lt_point, LT_POINTS)
     n_classes = positive_int("n_classes", cfg.n_classes, 2)
     if not isinstance(cfg.average_jacobian, (bool, np.bool_)):
         raise ValueError(f"average_jacobian must be a bool, got {cfg.average_jacobian!r}")
@@ -179,13 +182,16 @@ def protocol_label(cfg: TrainConfig) -> str:
     Returns:
       ``"hard labels"`` (``soft_target`` 1.0, the paper's code as it ran) or ``"soft targets 0.99"``,
       followed by ``", averaged Jacobian"`` with ``average_jacobian`` and, for the linear-threshold
-      rule, ``", lt momentum 0.9"`` when its running average is not the paper's (momentum 0).
+      rule, ``", lt momentum 0.9"`` / ``", lt point sample"`` when its running average or its
+      linearisation point is not the paper's (momentum 0, the minibatch mean).
     """
     parts = ["hard labels" if cfg.soft_target == 1.0 else f"soft targets {cfg.soft_target:g}"]
     if cfg.average_jacobian:
         parts.append("averaged Jacobian")
     if cfg.rule == "linear_threshold" and cfg.lt_momentum != 0.0:
         parts.append(f"lt momentum {cfg.lt_momentum:g}")
+    if cfg.rule == "linear_threshold" and cfg.lt_point != "batch_mean":
+        parts.append(f"lt point {cfg.lt_point}")
     return ", ".join(parts)
 
 

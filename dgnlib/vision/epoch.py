@@ -126,7 +126,7 @@ def _step_sums(params, opt_state, rule_state, x, labels, mask, cfg: TrainConfig)
     params, opt_state, rule_state, m = train_step(
         params, opt_state, rule_state, x, labels, rule=cfg.rule, solver=cfg.solver,
         average_jacobian=cfg.average_jacobian, cfg=ei_config(cfg), optimizer=_optimizer(cfg),
-        on_failure="flag", lt_min_rate=cfg.lt_min_rate, lt_momentum=cfg.lt_momentum,
+        on_failure="flag", lt_min_rate=cfg.lt_min_rate, lt_momentum=cfg.lt_momentum, lt_point=cfg.lt_point,
         sample_weights=w, check_data=False)
     n = jnp.maximum(jnp.sum(w), 1.0)  # the weighted means' denominator: back to sums
     solver = solver_summary() if cfg.rule == "bp" else solver_summary(m.ol_stats, m.cl_stats)

@@ -64,6 +64,10 @@ def _jsonable(value):
     return repr(value)
 
 
+# TrainConfig fields added after checkpoints were first written -> their default (the behaviour before)
+ADDED_FIELDS = {"lt_point": "batch_mean"}
+
+
 def checkpoint_identity(cfg: TrainConfig, data: VisionArrays) -> dict:
     """What a checkpoint must match to be resumed.
 
@@ -74,11 +78,15 @@ def checkpoint_identity(cfg: TrainConfig, data: VisionArrays) -> dict:
     Returns:
       ``{"kind", "config", "data"}``: every config field except ``epochs`` (a run may be
       extended; the learning rate under its stored key ``"lr"``, as checkpoints have always
-      recorded it), and each data array's shape, dtype and SHA-256.
+      recorded it; a field of :data:`ADDED_FIELDS` left out at its default, so that older
+      checkpoints still resume), and each data array's shape, dtype and SHA-256.
     """
     cfg = check_config(cfg)
     config = {("lr" if k == "learning_rate" else k): v for k, v in _jsonable(cfg).items()}
     del config["epochs"]
+    for k, default in ADDED_FIELDS.items():  # fields added later: absent from older checkpoints at their default
+        if config.get(k) == default:
+            del config[k]
     arrays = {}
     for name, arr in zip(VisionArrays._fields, data):
         host = np.ascontiguousarray(jax.device_get(arr))

@@ -12,6 +12,7 @@ from dgnlib.dic.learning_rules import (
     exact_inverse_errors,
     exact_inverse_gradients,
     init_rule_state,
+    linear_threshold_errors,
     linear_threshold_fit,
     linear_threshold_gradients,
     mlp_forward,
@@ -100,6 +101,39 @@ def test_linear_threshold_is_bcm_form():
     ge = exact_inverse_gradients(params, x, cl, CFG)
     assert not np.allclose(ge.layers[0].W, g.layers[0].W, atol=1e-4)
     np.testing.assert_allclose(ge.W_out, g.W_out, rtol=1e-6)  # same readout rule
+
+
+def test_linear_threshold_point_sample_is_exact_without_control():
+    """lt_point "sample" linearises phi_I^-1 at each sample's own open-loop rate: at the open-loop
+    state its error is the exact rule's (zero: no plasticity without top-down control), while the
+    paper's minibatch-mean point leaves a control-independent error there; at the closed loop it
+    approximates the exact error to first order in the top-down change, closer than the batch
+    mean's. Its thetas are per sample; the running rate is updated as before."""
+    params, x, y = _problem(S3, seed=5, B=16)
+    ol, Q, cl = _solve(params, x, y, "algebraic")
+    rs = init_rule_state(params)
+    tb, db, rs_b = linear_threshold_fit(ol, rs, CFG)
+    ts, ds, rs_s = linear_threshold_fit(ol, rs, CFG, point="sample")
+    assert ts[0].shape == (16, S3[1]) and tb[0].shape == (S3[1],)
+    for a, b in zip(rs_b.mean_inh_rate, rs_s.mean_inh_rate):
+        np.testing.assert_array_equal(a, b)
+    exact_ol, exact_cl = exact_inverse_errors(ol, CFG), exact_inverse_errors(cl, CFG)
+    for l in range(3):
+        scale = float(jnp.max(jnp.abs(exact_cl[l])))
+        assert float(jnp.max(jnp.abs(exact_ol[l]))) < 1e-5 * max(scale, 1.0)  # OL: u_I = phi_E(u_E)
+        at_ol_s = linear_threshold_errors(ol, ts, ds, CFG)[l]
+        at_ol_b = linear_threshold_errors(ol, tb, db, CFG)[l]
+        np.testing.assert_allclose(at_ol_s, exact_ol[l], atol=1e-5 * max(scale, 1.0))
+        residual = float(jnp.max(jnp.abs(at_ol_s - exact_ol[l])))  # float32 rounding
+        assert float(jnp.max(jnp.abs(at_ol_b))) > 20 * residual + 1e-6  # the batch mean's control-free term
+        gap_s = float(jnp.max(jnp.abs(linear_threshold_errors(cl, ts, ds, CFG)[l] - exact_cl[l])))
+        gap_b = float(jnp.max(jnp.abs(linear_threshold_errors(cl, tb, db, CFG)[l] - exact_cl[l])))
+        assert gap_s < gap_b
+    g, _ = linear_threshold_gradients(params, x, cl, ol, rs, CFG, point="sample")
+    gb, _ = linear_threshold_gradients(params, x, cl, ol, rs, CFG)
+    assert not np.allclose(g.layers[0].W, gb.layers[0].W, atol=1e-5)
+    with pytest.raises(ValueError, match=r"point must be one of \('batch_mean', 'sample'\), got 'mean'"):
+        linear_threshold_fit(ol, rs, CFG, point="mean")
 
 
 def test_linear_threshold_guard_when_inhibition_vanishes():

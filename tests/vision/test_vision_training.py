@@ -174,6 +174,19 @@ def test_default_protocol_is_hard_labels():
                                rtol=1e-5)  # the plain cross-entropy of the labels
 
 
+def test_lt_point_reaches_the_step_and_the_checkpoint_identity():
+    """The linear-threshold linearisation point ("sample" vs the paper's "batch_mean") changes the
+    hidden-layer update; the checkpoint identity leaves the default out (older checkpoints resume)."""
+    data = synthetic(dtype="float32")
+    x, y, mask = data.x_train[:10], data.y_train[:10], jnp.ones(10, bool)
+    cfgs = [config(rule="linear_threshold", lt_point=p) for p in ("batch_mean", "sample")]
+    (s0, _), (s1, _) = [vision.train_batch(vision.init_run(c, N_IN), x, y, mask, c) for c in cfgs]
+    mu0, mu1 = np.asarray(s0.opt_state[0].mu.layers[0].W), np.asarray(s1.opt_state[0].mu.layers[0].W)
+    assert np.max(np.abs(mu0 - mu1)) > 1e-3 * np.max(np.abs(mu0))
+    ids = [vision.checkpoint_identity(c, data)["config"] for c in cfgs]
+    assert "lt_point" not in ids[0] and ids[1]["lt_point"] == "sample"
+
+
 def test_soft_targets_reach_the_controller():
     """E/I rule: 0.99 and 1.0 give different closed-loop states, hence different steps, and the
     reported CL loss is the cross-entropy against the soft targets. (One step: the epoch runs the
