@@ -105,7 +105,8 @@ def test_unknown_parameter_lists_the_notebooks():
 
 
 @pytest.mark.parametrize("name,n_runs", [("table1.yaml", 24), ("table1_soft_targets.yaml", 12),
-                                         ("table1_averaged_jacobian.yaml", 8), ("small.yaml", 6)])
+                                         ("table1_averaged_jacobian.yaml", 8), ("lt_gap.yaml", 4),
+                                         ("lt_gap_momentum.yaml", 2), ("small.yaml", 6)])
 def test_example_specs_match_the_vision_notebook(name, n_runs):
     spec = sweep.load_spec(ROOT / "examples" / "sweeps" / name)
     assert spec.notebook.resolve() == VISION.resolve()
