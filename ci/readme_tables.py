@@ -3,7 +3,9 @@
 
 Each block of the README between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` holds the
 text that ``python3 -m dgnlib.sweep aggregate results/NAME`` prints (the table, then the run
-counts), in a code block. This script rewrites the blocks from the files, or checks that they
+counts), in a code block; a block ``NAME.cost`` holds the wall time of each configuration of
+``results/NAME`` (the sum over its units, from their status files), its seeds and the commit(s)
+and devices it ran on. This script rewrites the blocks from the files, or checks that they
 agree with them (``--check``, run by ``make test`` through ``tests/test_readme_tables.py``)::
 
     python3 ci/readme_tables.py            # rewrite every block from results/
@@ -25,9 +27,44 @@ README = ROOT / "README.md"
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 
+def cost_text(run_dir: Path) -> str:
+    """Wall time per configuration of the finished runs in ``run_dir``: one line each, in run order."""
+    from dgnlib.atomic import read_json
+    from dgnlib.sweep import load_records
+
+    records, _ = load_records(run_dir)
+    configs: dict = {}
+    for r in records:
+        key = (r.keys["dataset"], r.keys["arch"], r.keys["rule"], r.keys.get("protocol", ""))
+        c = configs.setdefault(key, {"runs": {}, "seeds": 0})
+        c["seeds"] += 1
+        if r.run not in c["runs"]:
+            status, result = read_json(run_dir / r.run / "status.json"), read_json(run_dir / r.run / "result.json")
+            env = result.get("environment") or {}
+            c["runs"][r.run] = (float(status.get("wall_time_s") or 0.0), str(env.get("dgnlib_commit", "?"))[:7],
+                                f"{env.get('devices', '?')}, {env.get('cpu_count', '?')} CPU cores")
+    lines = ["configuration (data set, depth, rule, protocol)           units  seeds  wall time  commit   machine"]
+    for (ds, arch, rule, protocol), c in configs.items():
+        wall = sum(w for w, _, _ in c["runs"].values())
+        commits = ",".join(sorted({cm for _, cm, _ in c["runs"].values()}))
+        machines = "; ".join(sorted({m for _, _, m in c["runs"].values()}))
+        label = f"{ds} {arch} {rule}, {protocol}"
+        lines.append(f"{label:<58} {len(c['runs']):>5}  {c['seeds']:>5}  {wall / 60:>6.1f} min  {commits:<7}  {machines}")
+    return "\n".join(lines)
+
+
 def block_text(name: str, root: Path = ROOT) -> str:
-    """The body of block ``name``: ``aggregate``'s text for ``results/<name>`` in a code block."""
+    """The body of block ``name``: ``aggregate``'s text for ``results/<name>`` in a code block
+    (``<name>.cost``: :func:`cost_text` of ``results/<name>``)."""
     from dgnlib.sweep import aggregate_dir
+
+    if name.endswith(".cost"):
+        run_dir = root / "results" / name[:-len(".cost")]
+        try:
+            text = cost_text(run_dir) if run_dir.is_dir() else ""
+        except (OSError, ValueError):
+            text = ""
+        return f"```text\n{text or f'(no finished runs in {run_dir.relative_to(root)} yet)'}\n```\n"
 
     run_dir = root / "results" / name
     command = f"python3 -m dgnlib.sweep aggregate results/{name}"

@@ -25,9 +25,14 @@ def test_render_writes_the_aggregate_text_of_a_results_directory(tmp_path):
     (run / "result.json").write_text(json.dumps({"records": [
         {"dataset": "mnist", "arch": "1x256", "rule": "bp", "seed": s, "metrics": {"test_accuracy": [0.5, v]}}
         for s, v in ((0, 0.97), (1, 0.99))]}))
-    text = "a\n<!-- results:demo -->\nold\n<!-- /results:demo -->\n<!-- results:none -->\n<!-- /results:none -->\n"
+    (run / "status.json").write_text(json.dumps({"status": "finished", "params": {"rules": "bp"}, "wall_time_s": 90}))
+    text = ("a\n<!-- results:demo -->\nold\n<!-- /results:demo -->\n<!-- results:none -->\n<!-- /results:none -->\n"
+            "<!-- results:demo.cost -->\n<!-- /results:demo.cost -->\n")
     out = readme_tables.render(text, tmp_path)
     assert out.startswith("a\n<!-- results:demo -->\n```text\n$ python3 -m dgnlib.sweep aggregate results/demo\n")
     assert "bp    98.00 ± 1.41" in out and "old" not in out
     assert "(no finished runs in results/none yet)" in out
+    cost = out.split("<!-- results:demo.cost -->\n")[1].splitlines()
+    assert cost[1].startswith("configuration") and cost[2].split()[:4] == ["mnist", "1x256", "bp,", "1"]
+    assert "1.5 min" in cost[2] and cost[2].split()[4:6] == ["2", "1.5"]  # 1 unit, 2 seeds, 90 s
     assert readme_tables.render(out, tmp_path) == out  # stable
