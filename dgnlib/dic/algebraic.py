@@ -154,14 +154,13 @@ def closed_loop_residual(params: EIParams, ff0, y, Q, c, cfg: EIConfig, u_init=N
     return r, (u_E, u_I, u_out, n)
 
 
-def closed_loop_jacobian(params: EIParams, Q, c, sweep, cfg: EIConfig):
-    """Per-sample Jacobian ``dR/dc`` ``(B, K, K)`` of :func:`closed_loop_residual` at ``c``.
+def _output_sensitivity(params: EIParams, Q, sweep, cfg: EIConfig):
+    """``d u_out / d c`` ``(K, B, K)`` (``[k, b, :]``: the direction ``c_k``) at the sweep.
 
-    Forward-mode by hand from the sweep at ``c`` (implicit derivative of every unit root,
-    ``du = (dff + phi_I'(a) dq) / (1 + phi_I'(a) phi_E'(u))`` with ``a = phi_E(u) - q``),
-    propagating the K basis directions at once (matrix products of ``(K B, n)`` rows).
+    Forward mode by hand (implicit derivative of every unit root,
+    ``du = (dff + phi_I'(a) dq) / (1 + phi_I'(a) phi_E'(u))`` with ``a = phi_E(u) - q = u_I``),
+    the K basis directions at once (matrix products of ``(K B, n)`` rows).
     """
-    G = cfg.controller.steady_state_gain
     pE, pI = cfg.phi_E, cfg.phi_I
     u_E, u_I, u_out, _ = sweep
     K = u_out.shape[-1]
@@ -177,10 +176,27 @@ def closed_loop_jacobian(params: EIParams, Q, c, sweep, cfg: EIConfig):
         if l + 1 < len(params.layers):
             dff = dh @ params.layers[l + 1].W
     eye = jnp.eye(K, dtype=u_out.dtype)[:, None, :]  # (K, 1, K)
-    d_out = dh @ params.W_out + eye  # (K, B, K): d u_out / d c_k
+    return dh @ params.W_out + eye
+
+
+def _residual_jacobian(d_out, u_out, G):
+    """``dR/dc`` ``(B, K, K)`` from ``d u_out / d c`` ``(K, B, K)`` and the softmax at ``u_out``."""
+    K = u_out.shape[-1]
+    eye = jnp.eye(K, dtype=u_out.dtype)[:, None, :]  # (K, 1, K)
     p = jax.nn.softmax(u_out, axis=-1)
     dR = eye + G * (p * d_out - p * jnp.sum(p * d_out, axis=-1, keepdims=True))
     return jnp.transpose(dR, (1, 2, 0))  # (B, K, K): [b, i, k] = dR_i / dc_k
+
+
+def closed_loop_jacobian(params: EIParams, Q, c, sweep, cfg: EIConfig):
+    """Per-sample Jacobian ``dR/dc`` ``(B, K, K)`` of :func:`closed_loop_residual` at ``c``.
+
+    Forward-mode by hand from the sweep at ``c`` (implicit derivative of every unit root,
+    ``du = (dff + phi_I'(a) dq) / (1 + phi_I'(a) phi_E'(u))`` with ``a = phi_E(u) - q``),
+    propagating the K basis directions at once (matrix products of ``(K B, n)`` rows).
+    """
+    d_out = _output_sensitivity(params, Q, sweep, cfg)
+    return _residual_jacobian(d_out, sweep[2], cfg.controller.steady_state_gain)
 
 
 def algebraic_closed_loop(params: EIParams, ff0, y, Q, state0: EIState, cfg: EIConfig):
@@ -188,9 +204,16 @@ def algebraic_closed_loop(params: EIParams, ff0, y, Q, state0: EIState, cfg: EIC
     at ``state0.u_E``): ``(EIState, SolveStats)``, success not checked."""
     s = cfg.algebraic
 
+    G = cfg.controller.steady_state_gain
+    c0 = state0.c
+    r0, sweep0 = closed_loop_residual(params, ff0, y, Q, c0, cfg, tuple(state0.u_E))
+    # the network's part of the Jacobian, d u_out / d c, once at the start (the expensive K
+    # directions through the layers); the softmax part is updated every iteration
+    d_out = _output_sensitivity(params, Q, sweep0, cfg)
+
     def body(carry):
         c, r, sweep, i, n_max = carry
-        J = closed_loop_jacobian(params, Q, c, sweep, cfg)
+        J = _residual_jacobian(d_out, sweep[2], G)
         c_new = c - jnp.linalg.solve(J, r[..., None])[..., 0]
         r_new, sweep_new = closed_loop_residual(params, ff0, y, Q, c_new, cfg, sweep[0])
         return c_new, r_new, sweep_new, i + 1, jnp.maximum(n_max, sweep_new[3])
@@ -199,8 +222,6 @@ def algebraic_closed_loop(params: EIParams, ff0, y, Q, state0: EIState, cfg: EIC
         _, r, _, i, _ = carry
         return (i < s.c_max_iter) & jnp.logical_not(jnp.max(jnp.abs(r)) <= s.c_tol)
 
-    c0 = state0.c
-    r0, sweep0 = closed_loop_residual(params, ff0, y, Q, c0, cfg, tuple(state0.u_E))
     init = (c0, r0, sweep0, jnp.asarray(0, jnp.int32), sweep0[3])
     c, r, (u_E, u_I, u_out, _), it, n_max = jax.lax.while_loop(cond, body, init)
     e = y - jax.nn.softmax(u_out, axis=-1)
