@@ -108,9 +108,10 @@ def _sweep(params: EIParams, ff0, qs, cfg: EIConfig, u_init=None):
     """Feed-forward sweep of unit roots. ``qs``: tuple of ``(B, n_l)`` or None (open loop);
     ``u_init``: optional warm start (tuple of ``(B, n_l)``).
 
-    Returns ``(u_E, u_I, drive_out, max_iterations)``.
+    Returns ``(u_E, u_I, drive_out, max_iterations, rates, drives)`` (``rates[l] = phi_E(u_E^l)``,
+    ``drives[l]`` the feed-forward drive ``ff^l`` of layer ``l``, ``drives[0] = ff0``).
     """
-    u_Es, u_Is = [], []
+    u_Es, u_Is, hs, ffs = [], [], [], []
     h = None
     n_max = jnp.asarray(0, jnp.int32)
     for l, layer in enumerate(params.layers):
@@ -120,8 +121,10 @@ def _sweep(params: EIParams, ff0, qs, cfg: EIConfig, u_init=None):
         h = cfg.phi_E(u)
         u_Es.append(u)
         u_Is.append(h - q)
+        hs.append(h)
+        ffs.append(ff)
         n_max = jnp.maximum(n_max, n)
-    return tuple(u_Es), tuple(u_Is), h @ params.W_out, n_max
+    return tuple(u_Es), tuple(u_Is), h @ params.W_out, n_max, tuple(hs), tuple(ffs)
 
 
 def _algebraic_success(residual, state, cfg: EIConfig):
@@ -132,26 +135,28 @@ def _algebraic_success(residual, state, cfg: EIConfig):
 def algebraic_open_loop(params: EIParams, ff0, cfg: EIConfig):
     """Open-loop fixed point from the input drive ``ff0`` (one feed-forward sweep of unit
     roots): ``(EIState, SolveStats)``, success not checked."""
-    u_E, u_I, drive, n = _sweep(params, ff0, None, cfg)
+    u_E, u_I, drive, n, hs, ffs = _sweep(params, ff0, None, cfg)
     z = jnp.zeros_like(drive)
     state = EIState(u_E, u_I, drive, z, z)
-    res = steady_state_residual(params, ff0, state, cfg)
+    res = steady_state_residual(params, ff0, state, cfg, forward=(hs, ffs, drive))
     stats = SolveStats(jnp.asarray(0, jnp.int32), n, res, _algebraic_success(res, state, cfg))
     return state, stats
 
 
 def closed_loop_residual(params: EIParams, ff0, y, Q, c, cfg: EIConfig, u_init=None):
-    """``R(c) = c - G (y - softmax(u_out(c)))`` ``(B, K)`` and the sweep ``(u_E, u_I, u_out, iters)``.
+    """``R(c) = c - G (y - softmax(u_out(c)))`` ``(B, K)`` and the sweep
+    ``(u_E, u_I, u_out, iters, forward)``; ``forward = (rates, drives, drive_out)``: ``phi_E(u_E)``,
+    the feed-forward drives ``ff^l`` and ``h^L @ W_out`` (for the residual check).
 
     ``u_out(c) = W_out h^L(c) + c`` where ``h^L(c)`` is the feed-forward sweep of unit roots
     with top-down input ``q_l = Q_l^T c``; ``G = k_p + k_i / lam``. Zero at the CL steady state.
     """
     G = cfg.controller.steady_state_gain
     qs = tuple(apply_feedback(Q_l, c) for Q_l in Q)
-    u_E, u_I, drive, n = _sweep(params, ff0, qs, cfg, u_init)
+    u_E, u_I, drive, n, hs, ffs = _sweep(params, ff0, qs, cfg, u_init)
     u_out = drive + c
     r = c - G * (y - jax.nn.softmax(u_out, axis=-1))
-    return r, (u_E, u_I, u_out, n)
+    return r, (u_E, u_I, u_out, n, (hs, ffs, drive))
 
 
 def _output_sensitivity(params: EIParams, Q, sweep, cfg: EIConfig):
@@ -162,7 +167,7 @@ def _output_sensitivity(params: EIParams, Q, sweep, cfg: EIConfig):
     the K basis directions at once (matrix products of ``(K B, n)`` rows).
     """
     pE, pI = cfg.phi_E, cfg.phi_I
-    u_E, u_I, u_out, _ = sweep
+    u_E, u_I, u_out = sweep[:3]
     K = u_out.shape[-1]
     dff = None
     dh = None
@@ -223,9 +228,9 @@ def algebraic_closed_loop(params: EIParams, ff0, y, Q, state0: EIState, cfg: EIC
         return (i < s.c_max_iter) & jnp.logical_not(jnp.max(jnp.abs(r)) <= s.c_tol)
 
     init = (c0, r0, sweep0, jnp.asarray(0, jnp.int32), sweep0[3])
-    c, r, (u_E, u_I, u_out, _), it, n_max = jax.lax.while_loop(cond, body, init)
+    c, r, (u_E, u_I, u_out, _, forward), it, n_max = jax.lax.while_loop(cond, body, init)
     e = y - jax.nn.softmax(u_out, axis=-1)
     state = EIState(u_E, u_I, u_out, e / cfg.controller.lam, c)
-    res = steady_state_residual(params, ff0, state, cfg, Q, y)
+    res = steady_state_residual(params, ff0, state, cfg, Q, y, forward=forward)
     stats = SolveStats(it, n_max, res, _algebraic_success(res, state, cfg))
     return state, stats
