@@ -16,7 +16,8 @@ network and the BP baseline) with ``sample_weights = mask``; nothing here re-imp
 * after the training scan the same program evaluates the validation and test sets open loop
   (chunked, padded and masked the same way) and summarises the solver statistics of every solve
   of the epoch;
-* ``jax.vmap`` over the leading *seed* axis of the :class:`RunState` trains all seeds at once.
+* every seed of the :class:`RunState` (its leading *seed* axis) is trained in the same program:
+  one after another on the CPU (``lax.map``), all at once (``jax.vmap``) on accelerators.
 
 ::
 
@@ -71,7 +72,7 @@ def _over_seeds(fn):
     On the CPU the seeds run one after another inside the compiled program (``lax.map``): XLA
     runs one network's operations faster than a vmapped batch of them (batched matrix products,
     batched ``while_loop`` s of the steady-state solves); measured on 2 cores, one seed of a
-    3 x 256 epoch ran 2x faster unbatched. Accelerators get them all at once (``vmap``).
+    3 x 256 training step ran about 2x faster unbatched. Accelerators get them all at once (``vmap``).
     """
     def over(per_seed, *shared):
         if jax.default_backend() == "cpu":
