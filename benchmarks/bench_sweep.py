@@ -6,11 +6,15 @@ seed after a warm-up epoch (compilation excluded). For the first configuration i
 epoch of ``--seeds`` seeds trained at once (vmap) and prints the ratio against ``--seeds`` times the
 one-seed epoch (< 1: training seeds together is cheaper than one after another), and the cost of
 saving and restoring the ``--seeds``-seed checkpoint (:mod:`dgnlib.checkpoint`) as a fraction of
-that epoch. Then projects: one full run (50 epochs, ``--seeds`` seeds) per configuration, and the
-whole sweep (sum over configurations, one run at a time on this machine).
+that epoch. Then prints each rule's epoch as a multiple of BP's epoch of the same data set and
+depth (when BP is among the configurations), measured in this one run, and projects: one full run
+(50 epochs, ``--seeds`` seeds) per configuration, and the whole sweep (sum over configurations, one
+run at a time on this machine). Besides wall seconds it prints the process's CPU seconds (all
+threads), the steadier figure when other jobs share the cores.
 
     python benchmarks/bench_sweep.py                       # mnist 1x256 exact only (about 2 min)
     python benchmarks/bench_sweep.py --configs all         # all 12 Table-1 configurations
+    python benchmarks/bench_sweep.py --configs deep        # MNIST 3 x 256: BP, exact, linear threshold
 
 Needs the offline data cache (``make data``).
 """
@@ -30,16 +34,23 @@ import jax  # noqa: E402
 from dgnlib import vision  # noqa: E402
 
 ALL = [(ds, h, r) for ds in vision.DATASETS for h in ((256,), (256, 256, 256)) for r in vision.RULES]
+DEEP = [("mnist", (256, 256, 256), r) for r in vision.RULES]
 
 
-def epoch_seconds(cfg, data):
+def epoch_seconds(cfg, data, repeats=1):
+    """Wall and CPU seconds of one epoch (the fastest of ``repeats`` epochs after a warm-up
+    epoch), the state and the last epoch's metrics."""
     state = vision.init_run(cfg, data.x_train.shape[1])
     state, m = vision.train_epoch(state, data, cfg)  # compile + warm-up
     jax.block_until_ready(m)
-    t0 = time.perf_counter()
-    state, m = vision.train_epoch(state, data, cfg)
-    jax.block_until_ready(m)
-    return time.perf_counter() - t0, state, jax.device_get(m)
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        state, m = vision.train_epoch(state, data, cfg)
+        jax.block_until_ready(m)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return min(wall), min(cpu), state, jax.device_get(m)
 
 
 def checkpoint_seconds(cfg, data, state, metrics):
@@ -61,38 +72,47 @@ def checkpoint_seconds(cfg, data, state, metrics):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", default="mnist:256:exact",
-                   help="'all' (the 12 of Table 1) or comma-separated DATASET:WIDTHS:RULE, widths like 256 or 256-256-256")
+                   help="'all' (the 12 of Table 1), 'deep' (MNIST 3 x 256, the three rules) or comma-separated "
+                        "DATASET:WIDTHS:RULE, widths like 256 or 256-256-256")
+    p.add_argument("--repeats", type=int, default=1, help="timed epochs per configuration (the fastest counts)")
     p.add_argument("--seeds", type=int, default=10, help="seeds per run (Table 1: 10)")
     p.add_argument("--epochs", type=int, default=50)
     args = p.parse_args(argv)
-    if args.configs == "all":
-        configs = ALL
+    if args.configs in ("all", "deep"):
+        configs = ALL if args.configs == "all" else DEEP
     else:
         configs = []
         for item in args.configs.split(","):
             ds, widths, rule = item.split(":")
             configs.append((ds, tuple(int(w) for w in widths.split("-")), rule))
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({os.cpu_count()} CPUs); "
-          f"full data, batch 100; one epoch after a warm-up epoch")
-    data_cache, one_seed = {}, {}
+          f"full data, batch 100; the fastest of {args.repeats} epoch(s) after a warm-up epoch")
+    data_cache, one_seed, cpu_seed, keys = {}, {}, {}, {}
     for i, (ds, hidden, rule) in enumerate(configs):
         if ds not in data_cache:
             data_cache[ds] = vision.load_arrays(ds)
         data = data_cache[ds]
         cfg = vision.make_config(hidden=hidden, rule=rule, seeds=(0,))
         name = vision.run_label(ds, cfg)
-        t1, _, _ = epoch_seconds(cfg, data)
-        one_seed[name] = t1
-        print(f"{name:32s} 1 seed: {t1:7.2f} s/epoch", flush=True)
+        t1, c1, _, _ = epoch_seconds(cfg, data, args.repeats)
+        one_seed[name], cpu_seed[name], keys[name] = t1, c1, (ds, hidden, rule)
+        print(f"{name:32s} 1 seed: {t1:7.2f} s/epoch ({c1:7.2f} CPU s)", flush=True)
         if i == 0:
             cfg_s = cfg._replace(seeds=tuple(range(args.seeds)))
-            ts, state, m = epoch_seconds(cfg_s, data)
+            ts, _, state, m = epoch_seconds(cfg_s, data)
             ratio = ts / (args.seeds * t1)
             print(f"{name:32s} {args.seeds} seeds at once: {ts:7.2f} s/epoch = {ratio:.2f} x {args.seeds} one-seed "
                   f"epochs", flush=True)
             t_save, t_load, size = checkpoint_seconds(cfg_s, data, state, m)
             print(f"{name:32s} checkpoint of {args.seeds} seeds: {size / 1e6:.1f} MB, save {t_save:.3f} s "
                   f"({100 * t_save / ts:.1f}% of the epoch), restore {t_load:.3f} s", flush=True)
+    bp = {k[:2]: name for name, k in keys.items() if k[2] == "bp"}
+    if any(k[:2] in bp and k[2] != "bp" for k in keys.values()):
+        print("\nepoch / BP's epoch (same data set and depth, this run): wall (CPU)")
+        for name, k in keys.items():
+            if k[:2] in bp and k[2] != "bp":
+                ref = bp[k[:2]]
+                print(f"  {name:32s} {one_seed[name] / one_seed[ref]:5.2f} x ({cpu_seed[name] / cpu_seed[ref]:5.2f} x)")
     scale = ratio
     print(f"\nprojection ({args.epochs} epochs x {args.seeds} seeds per run, seed scaling {scale:.2f} measured "
           f"on {next(iter(one_seed))}):")

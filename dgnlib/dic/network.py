@@ -281,19 +281,26 @@ def apply_feedback(Q_l, c):
     return jnp.einsum("bk,bkn->bn", c, Q_l)
 
 
-def _rhs(params: EIParams, ff0, dyn: DynamicState, cfg: EIConfig, Q, y):
-    """Right-hand sides *without* the time constants (``tau * du/dt``)."""
+def _rhs(params: EIParams, ff0, dyn: DynamicState, cfg: EIConfig, Q, y, forward=None):
+    """Right-hand sides *without* the time constants (``tau * du/dt``).
+
+    ``forward``: optional ``(rates, drives, drive_out)`` already computed from ``dyn.u_E``
+    (``phi_E(u_E^l)``, ``ff^l`` with ``ff^0 = ff0``, ``h^L @ W_out``), else computed here.
+    """
     c = None if Q is None else control_signal(dyn.u_out, dyn.c_int, y, cfg)
     du_E, du_I = [], []
     h = None
     for l, layer in enumerate(params.layers):
         u_E, u_I = dyn.u_E[l], dyn.u_I[l]
-        ff = ff0 if l == 0 else h @ layer.W + layer.b
-        h = cfg.phi_E(u_E)
+        if forward is None:
+            ff = ff0 if l == 0 else h @ layer.W + layer.b
+            h = cfg.phi_E(u_E)
+        else:
+            ff, h = forward[1][l], forward[0][l]
         du_E.append(-u_E + ff - cfg.phi_I(u_I))
         drive_I = h if Q is None else h - apply_feedback(Q[l], c)
         du_I.append(-u_I + drive_I)
-    drive_out = h @ params.W_out
+    drive_out = h @ params.W_out if forward is None else forward[2]
     if Q is None:
         d_out = -dyn.u_out + drive_out
         d_int = jnp.zeros_like(dyn.c_int)
@@ -330,13 +337,16 @@ def _scale(r: DynamicState, cfg: EIConfig) -> DynamicState:
     )
 
 
-def steady_state_residual(params: EIParams, ff0, state, cfg: EIConfig, Q=None, y=None):
+def steady_state_residual(params: EIParams, ff0, state, cfg: EIConfig, Q=None, y=None, *, forward=None):
     """``max |tau * du/dt|`` over all state components (scalar): 0 at an exact steady state.
 
-    Open loop when ``Q is None``; otherwise closed loop with targets ``y``.
+    Open loop when ``Q is None``; otherwise closed loop with targets ``y``. ``forward``:
+    optional ``(rates, drives, drive_out)`` of the state's feed-forward pass, if the caller
+    has them (``rates[l] = phi_E(u_E^l)``, ``drives[l] = rates[l-1] @ W_l + b_l`` with
+    ``drives[0] = ff0``, ``drive_out = rates[-1] @ W_out``): the matrix products are not redone.
     """
     dyn = state if isinstance(state, DynamicState) else dynamic_part(state)
-    r = _rhs(params, ff0, dyn, cfg, Q, y)
+    r = _rhs(params, ff0, dyn, cfg, Q, y, forward)
     return jnp.max(jnp.stack([jnp.max(jnp.abs(leaf)) for leaf in jax.tree_util.tree_leaves(r)]))
 
 
