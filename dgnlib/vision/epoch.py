@@ -17,7 +17,8 @@ network and the BP baseline) with ``sample_weights = mask``; nothing here re-imp
   (chunked, padded and masked the same way) and summarises the solver statistics of every solve
   of the epoch;
 * every seed of the :class:`RunState` (its leading *seed* axis) is trained in the same program:
-  one after another on the CPU (``lax.map``), all at once (``jax.vmap``) on accelerators.
+  one after another on one CPU device (``lax.map``), all at once (``jax.vmap``) on accelerators
+  and over several devices.
 
 ::
 
@@ -69,13 +70,15 @@ class RunState(NamedTuple):
 def _over_seeds(fn):
     """``fn(per_seed, *shared)`` over the leading seed axis of ``per_seed``.
 
-    On the CPU the seeds run one after another inside the compiled program (``lax.map``): XLA
-    runs one network's operations faster than a vmapped batch of them (batched matrix products,
+    On one CPU device the seeds run one after another inside the compiled program (``lax.map``):
+    XLA runs one network's operations faster than a vmapped batch of them (batched matrix products,
     batched ``while_loop`` s of the steady-state solves); measured on 2 cores, one seed of a
-    3 x 256 training step ran about 2x faster unbatched. Accelerators get them all at once (``vmap``).
+    3 x 256 training step ran about 2x faster unbatched. Accelerators, and several CPU devices
+    (the seeds sharded over them, :func:`dgnlib.sharding.place_run`, which ``lax.map`` would
+    gather onto one), get them all at once (``vmap``).
     """
     def over(per_seed, *shared):
-        if jax.default_backend() == "cpu":
+        if jax.default_backend() == "cpu" and jax.local_device_count() == 1:
             return jax.lax.map(lambda a: fn(a, *shared), per_seed)
         return jax.vmap(fn, in_axes=(0,) + (None,) * len(shared))(per_seed, *shared)
     return over
