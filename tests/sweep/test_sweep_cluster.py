@@ -328,7 +328,7 @@ def test_sbatch_script_runs_the_table1_sweep_on_its_scheduler_file(monkeypatch):
     loaded = sweep.load_spec(ROOT / spec)  # exists (relative to the repository root) and is valid
     sweep.check_parameters(loaded)
     assert spec == "examples/sweeps/table1.yaml", spec
-    assert len(sweep.expand_grid(loaded.grid, loaded.fixed)) == 12
+    assert len(sweep.expand_grid(loaded.grid, loaded.fixed)) == 24  # 12 configurations x 2 units of 5 seeds
     assert "--scheduler-file" in words and "-o" in words
     assert re.search(r"-m dgnlib\.sweep aggregate \"\$RUN_DIR\"", text)
     assert _default_of("RUN_DIR", text) == "runs/table1"
