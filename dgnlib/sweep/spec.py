@@ -34,6 +34,7 @@ from typing import Any, Mapping, Optional, Sequence
 from ..atomic import canonical_json
 from ..checks import finite_number, positive_int, positive_number
 from ..records import format_value
+from ..textvalues import parse_yaml
 from .results import read_status
 
 __all__ = ["RESERVED_PARAMETERS", "MAX_NAME_LENGTH", "AGGREGATE_KEYS", "SweepSpec", "make_spec", "check_aggregate", "load_spec", "parse_cli_values",
@@ -163,9 +164,7 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = parse_yaml(text)
     except Exception as e:  # noqa: BLE001 - re-raised with the file name
         raise ValueError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {e}") from e
     if not isinstance(data, dict):
@@ -216,7 +215,7 @@ def _yaml_value(text: str):
     if text.strip() == "None":  # Python spelling of null, as in the notebooks' parameter cells
         return None
     try:
-        return yaml.safe_load(text) if text.strip() else ""
+        return parse_yaml(text) if text.strip() else ""
     except yaml.YAMLError:
         return text
 
@@ -225,8 +224,9 @@ def parse_cli_values(item: str, *, single: bool = False) -> tuple[str, Any]:
     """A parameter given on the command line.
 
     Arguments:
-      item: ``"name=v1,v2"``; each value is read as YAML (``2`` int, ``true`` bool, ``null`` or
-        ``None`` None, ``[256,256]`` list; commas inside brackets or quotes do not split).
+      item: ``"name=v1,v2"``; each value is read as YAML (``2`` int, ``1e-4`` float (YAML 1.2
+        numbers, :func:`dgnlib.textvalues.parse_yaml`), ``true`` bool, ``null`` or ``None`` None,
+        ``[256,256]`` list; commas inside brackets or quotes do not split).
       single: the text after ``=`` is one value (``-f``), not a comma-separated list (``-p``).
 
     Returns:

@@ -13,6 +13,7 @@ from typing import NamedTuple, Sequence, Tuple
 import numpy as np
 
 from ..checks import choice, finite_number, positive_int, positive_number
+from ..textvalues import list_parameter
 from ..dic.network import EIConfig
 from ..dic.steady_state import SOLVERS
 from ..dic.learning_rules import LT_POINTS
@@ -144,13 +145,16 @@ def as_choices(name: str, value, allowed: Sequence[str]) -> Tuple[str, ...]:
 
     Arguments:
       name: the argument's name, for the error message.
-      value: ``"mnist"`` or ``["mnist", "fashion_mnist"]`` (a notebook or sweep parameter).
+      value: ``"mnist"`` or ``["mnist", "fashion_mnist"]`` (a notebook or sweep parameter; also the
+        text of a list, ``"[mnist, fashion_mnist]"``, as papermill's ``-p`` passes it).
       allowed: the known names.
 
     Returns:
       ``("mnist",)`` / ``("mnist", "fashion_mnist")``; an unknown or repeated name, or an empty
       sequence, raises ``ValueError`` naming ``name``.
     """
+    if isinstance(value, str) and value.strip().startswith("["):
+        value = list_parameter(name, value)  # a list given as text (papermill's -p)
     names = (value,) if isinstance(value, str) else value
     if not isinstance(names, (tuple, list)) or not names:
         raise ValueError(f"{name} must be one of {tuple(allowed)} or a non-empty list of them, got {value!r}")
