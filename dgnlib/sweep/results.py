@@ -219,9 +219,12 @@ def aggregate_dir(run_dir: str | os.PathLike, out_dir: Optional[str | os.PathLik
     records, counts = load_records(run_dir)
     if not records:
         no_records = f"; {_no_records_text(counts['no_records'])}" if counts["no_records"] else ""
+        unfinished = counts["running"] + counts["pending"] + counts["failed"]
+        resume = ("; `python -m dgnlib.sweep run SPEC -o RUN_DIR` again resumes the unfinished runs (failed ones "
+                  "are retried, interrupted ones continue from their checkpoints)") if unfinished else ""
         raise ValueError(f"{run_dir}: no records in finished runs (runs: {counts['finished']} finished, "
                          f"{counts['failed']} failed, {counts['running']} running or interrupted, "
-                         f"{counts['pending']} pending){no_records}")
+                         f"{counts['pending']} pending){no_records}{resume}")
     st = aggregate_settings(run_dir, metric=metric, rows=rows, cols=cols, seed_key=seed_key, pool=pool,
                             labels=labels)
     table = summarize(records, st["metric"], st["rows"], st["cols"], st["seed_key"], where, scale, st["pool"])

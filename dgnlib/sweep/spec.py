@@ -359,9 +359,11 @@ def plan_runs(spec: SweepSpec, run_dir: str | os.PathLike, *, force: bool = Fals
 
     Returns:
       One :class:`RunPlan` per run, in grid order. ``ValueError`` for a finished run whose stored
-      parameters differ from the sweep's (naming them), unless ``force``.
+      parameters differ from the sweep's (naming them), unless ``force``, or when ``run_dir`` is a file.
     """
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"run directory {run_dir} is a file; give a directory (created if missing)")
     plans = []
     for name, params in expand_grid(spec.grid, spec.fixed):
         path = run_dir / name

@@ -123,12 +123,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       argv: the arguments (default ``sys.argv[1:]``).
 
     Returns:
-      the exit status (0: done; 1: ``data prepare`` found no usable data).
+      the exit status (0: done; 1: ``data prepare`` found no usable data; 2: a bad argument, a
+      missing data set, a checkpoint of another run or a failed solve, printed as one line).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "train":
-        return _train(args)
+        from ..checkpoint import CheckpointError
+        from ..dic.solve_stats import SteadyStateError
+
+        try:
+            return _train(args)
+        except (ValueError, DatasetNotFoundError, CheckpointError, SteadyStateError) as err:
+            print(f"error: {err}", file=sys.stderr)  # one line the user can act on, no traceback
+            return 2
     return _data(args, parser)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
 
 from ..sharding import place_run
@@ -62,13 +63,18 @@ def run_benchmarks(datasets: Union[str, Sequence[str]], rules: Union[str, Sequen
 
     Returns:
       :class:`BenchmarkResults`: the records (:func:`~dgnlib.vision.records_from_history`) and
-      the wall time of each run.
+      the wall time of each run. Before anything trains: ``ValueError`` for a bad setting (naming
+      it), ``epochs`` < 1, or a ``checkpoint_dir`` that is a file.
     """
     datasets = as_choices("datasets", datasets, DATASETS)
     rules = as_choices("rules", rules, RULES)
     if "rule" in config:
         raise ValueError("pass the rules as the argument rules, not rule=")
     cfgs = [make_config(rule=rule, **config) for rule in rules]  # every config checked before training
+    if cfgs[0].epochs < 1:
+        raise ValueError(f"epochs must be an int >= 1 (the number of epochs to train), got {cfgs[0].epochs}")
+    if checkpoint_dir is not None and Path(checkpoint_dir).exists() and not Path(checkpoint_dir).is_dir():
+        raise ValueError(f"checkpoint_dir {str(checkpoint_dir)!r} is a file; give a folder (created if missing)")
     data = dict(data or {})
     unknown = sorted(set(data) - set(datasets))
     if unknown:

@@ -147,6 +147,15 @@ def test_aggregate_dir_without_any_records_says_why(tmp_path):
     msg = str(info.value)
     assert "no records in finished runs (runs: 1 finished, 1 failed, 0 running or interrupted, 0 pending)" in msg
     assert "1 finished run(s) wrote no records" in msg and "['a']" in msg and "result_path = None" in msg
+    assert "`python -m dgnlib.sweep run SPEC -o RUN_DIR` again resumes the unfinished runs" in msg
+
+
+def test_aggregate_of_an_interrupted_sweep_says_how_to_resume(tmp_path):
+    make_run(tmp_path, "a", "running", {"x": 1})
+    (tmp_path / sweep.MANIFEST_FILE).write_text(json.dumps({"runs": ["a", "b"]}))
+    with pytest.raises(ValueError, match=r"0 finished, 0 failed, 1 running or interrupted, 1 pending\); "
+                                         r"`python -m dgnlib.sweep run SPEC -o RUN_DIR` again resumes"):
+        sweep.aggregate_dir(tmp_path)
 
 
 def test_notebook_stdout():

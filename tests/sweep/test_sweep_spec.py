@@ -125,6 +125,9 @@ def test_plan_runs_states_and_changed_parameters(tmp_path):
     (tmp_path / "x=2").mkdir()
     (tmp_path / "x=2" / "status.json").write_text(json.dumps({"status": "running", "params": {"epochs": 3, "x": 2}}))
     assert [p.state for p in sweep.plan_runs(spec, tmp_path)] == ["finished", "running", "pending"]
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match="run directory .*a_file is a file; give a directory"):
+        sweep.plan_runs(spec, tmp_path / "a_file")
     changed = sweep.make_spec(TOY, {"x": [1]}, {"epochs": 5})
     with pytest.raises(ValueError, match=r"other parameters \(differing: \['epochs'\]\)"):
         sweep.plan_runs(changed, tmp_path)

@@ -139,3 +139,20 @@ def test_cli_train_prints_epoch_and_final_lines(capsys, monkeypatch):
     assert out[3].endswith(" s") and " wall " in out[3]
     with pytest.raises(SystemExit):
         main(["train", "--rules", "sgd"])
+
+
+def test_cli_train_bad_input_is_one_line_and_exit_2(capsys, tmp_path):
+    """Bad settings print one line naming the argument (no traceback) and exit 2, before any data
+    is loaded or anything trains."""
+    from dgnlib.vision.__main__ import main
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    cases = [(["--epochs", "0"], "error: epochs must be an int >= 1 (the number of epochs to train), got 0"),
+             (["--hidden", "0"], "error: hidden[0] must be an int >= 1, got 0"),
+             (["--learning-rate", "-1"], "error: learning_rate must be a positive finite number, got -1.0"),
+             (["--checkpoint-dir", str(a_file)], f"error: checkpoint_dir '{a_file}' is a file; give a folder")]
+    for extra, message in cases:
+        assert main(["train", "--rules", "bp", "--n-train", "23", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err
