@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from logcompare import Tolerance, compare_lines, select_lines  # noqa: E402
+from dgnlib.sweep.execute import KERNEL_MANAGER  # noqa: E402
 
 CONFIG = ROOT / "ci" / "notebooks.json"
 OUT_DIR = ROOT / "ci" / "out"
@@ -61,7 +62,7 @@ def execute(entry: dict, out_dir: Path):
     nb = pm.execute_notebook(
         str(notebook), str(output), parameters=entry.get("parameters", {}),
         cwd=str(notebook.parent), kernel_name=entry.get("kernel", "python3"),
-        progress_bar=False,
+        progress_bar=False, kernel_manager_class=KERNEL_MANAGER,  # IPC: no per-kernel TCP warning
     )
     return nb, time.perf_counter() - start
 

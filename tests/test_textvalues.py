@@ -53,6 +53,7 @@ def test_notebook_list_parameters_given_as_text_work(tmp_path):
     pm = pytest.importorskip("papermill")
     out = tmp_path / "out.ipynb"
     pm.execute_notebook(str(ROOT / "notebooks" / "plasticity_sign.ipynb"), str(out), progress_bar=False,
+                        kernel_manager_class=sweep.KERNEL_MANAGER,
                         parameters={"targets": "(4.0, 3.0)", "n_grid": 201}, cwd=str(ROOT / "notebooks"))
     printed = "".join("".join(o.get("text", "")) for c in json.loads(out.read_text())["cells"]
                       for o in c.get("outputs", []) if o.get("name") == "stdout")

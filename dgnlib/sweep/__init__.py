@@ -13,7 +13,8 @@ concept                                     module (all names re-exported here)
 the spec: grid, runs, directory names       :mod:`dgnlib.sweep.spec` (``load_spec``,
                                             ``make_spec``, ``parse_cli_values``, ``expand_grid``,
                                             ``run_dir_name``, ``check_parameters``, ``plan_runs``)
-one run on a worker (papermill, status)     :mod:`dgnlib.sweep.execute` (``RunTask``, ``execute_run``)
+one run on a worker (papermill, status)     :mod:`dgnlib.sweep.execute` (``RunTask``, ``execute_run``);
+                                            :mod:`dgnlib.sweep.kernels` (kernels over IPC)
 the sweep on Dask, TLS                      :mod:`dgnlib.sweep.runner` (``run_sweep``,
                                             ``SweepReport``, ``tls_security``)
 run-directory files, records, aggregation   :mod:`dgnlib.sweep.results` (``write_result``,
@@ -29,7 +30,7 @@ Example::
     print(sweep.aggregate_dir("runs/small").text)
 """
 from .cli import main
-from .execute import EVENT_TOPIC, RunTask, execute_run
+from .execute import EVENT_TOPIC, KERNEL_MANAGER, RunTask, execute_run
 from .results import (AGGREGATE_DIR, CHECKPOINT_DIR, DEFAULT_AGGREGATE, MANIFEST_FILE, NO_RECORDS_HINT,
                       OUTPUT_NOTEBOOK, RESULT_FILE, STATUS_FILE, AggregateReport, aggregate_dir, aggregate_settings,
                       export_runs, load_records, notebook_stdout, read_status, utc_timestamp, write_result)
@@ -44,7 +45,7 @@ __all__ = [
     "check_aggregate", "parse_cli_values",
     "run_dir_name", "expand_grid", "notebook_parameters", "check_parameters", "plan_runs",
     # execute
-    "RunTask", "execute_run", "EVENT_TOPIC",
+    "RunTask", "execute_run", "EVENT_TOPIC", "KERNEL_MANAGER",
     # runner
     "RunOutcome", "SweepReport", "run_sweep", "tls_security",
     # results

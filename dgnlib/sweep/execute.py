@@ -30,9 +30,11 @@ from typing import Iterator, Optional
 from ..atomic import read_json, write_json
 from .results import CHECKPOINT_DIR, OUTPUT_NOTEBOOK, RESULT_FILE, STATUS_FILE, notebook_stdout, utc_timestamp
 
-__all__ = ["EVENT_TOPIC", "RunTask", "execute_run"]
+__all__ = ["EVENT_TOPIC", "KERNEL_MANAGER", "RunTask", "execute_run"]
 
 EVENT_TOPIC = "dgnlib-sweep"  # Dask event topic of the workers' "started" messages
+# papermill's kernel_manager_class: kernels over IPC on POSIX (dgnlib.sweep.kernels; a string, imported when used)
+KERNEL_MANAGER = "dgnlib.sweep.kernels.IPCKernelManager"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Set by Dask's nanny in every worker (distributed.nanny.pre-spawn-environ) for workloads of many small
 # tasks; a notebook kernel started by the worker inherits it, and it makes the vision epochs 1.55x slower
@@ -122,7 +124,7 @@ def execute_run(task: RunTask) -> dict:
             pm.execute_notebook(
                 task.notebook, str(path / OUTPUT_NOTEBOOK), parameters=params, kernel_name=task.kernel,
                 progress_bar=False, cwd=task.cwd or str(Path(task.notebook).parent),
-                execution_timeout=task.timeout)
+                execution_timeout=task.timeout, kernel_manager_class=KERNEL_MANAGER)
     except Exception as e:  # noqa: BLE001 - recorded, the sweep goes on
         if hasattr(e, "ename") and hasattr(e, "evalue"):  # papermill.PapermillExecutionError
             error = f"{e.ename}: {e.evalue}"

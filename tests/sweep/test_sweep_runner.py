@@ -107,7 +107,7 @@ def test_cli_end_to_end(client, tmp_path, capsys):
     assert "n_workers must be an int >= 1, got 0" in capsys.readouterr().err
 
 
-def test_run_without_records_and_the_kernels_environment(tmp_path, monkeypatch):
+def test_run_without_records_and_the_kernels_environment(tmp_path, monkeypatch, capfd):
     """One run executed in this process, of a notebook that declares no ``result_path`` and prints
     its environment: it finishes without records (a stale result.json of an earlier attempt is
     deleted), the aggregation says so, and the sweep warns before running. Dask's nanny sets
@@ -133,6 +133,8 @@ def test_run_without_records_and_the_kernels_environment(tmp_path, monkeypatch):
     assert not (runs / "x=1" / "result.json").exists()
     assert sweep.notebook_stdout(runs / "x=1" / "output.ipynb") == ["trim None home True"]
     assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"
+    # the kernel talked IPC (Unix sockets), not TCP: no per-kernel warning on the console
+    assert "Kernel is running over TCP without encryption" not in capfd.readouterr().err
 
     with pytest.raises(ValueError, match=r"no records in finished runs .*1 finished run\(s\) wrote no records"):
         sweep.aggregate_dir(runs)
