@@ -12,6 +12,7 @@ encryption`` warning printed by every kernel (which broke the sweep's progress b
 from __future__ import annotations
 
 import os
+import uuid
 
 from jupyter_client.manager import KernelManager
 
@@ -19,10 +20,22 @@ __all__ = ["IPCKernelManager"]
 
 
 class IPCKernelManager(KernelManager):
-    """A ``KernelManager`` whose kernels use the IPC transport on POSIX (TCP elsewhere)."""
+    """A ``KernelManager`` whose kernels use the IPC transport on POSIX (TCP elsewhere).
+
+    Each kernel's sockets get their own random path prefix in the Jupyter runtime directory:
+    jupyter_client's default prefix is ``kernel-ipc`` in the working directory, so kernels started at
+    the same time from one folder (a sweep's workers, ``ci/run_notebooks.py --jobs 2``) would bind the
+    same socket files and receive each other's messages.
+    """
 
     def __init__(self, **kwargs):
         if os.name == "posix":
             kwargs.setdefault("transport", "ipc")
+            if kwargs["transport"] == "ipc" and "ip" not in kwargs:
+                from jupyter_core.paths import jupyter_runtime_dir
+
+                runtime = jupyter_runtime_dir()
+                os.makedirs(runtime, mode=0o700, exist_ok=True)
+                kwargs["ip"] = os.path.join(runtime, f"dgnlib-{uuid.uuid4().hex[:16]}-ipc")
         super().__init__(**kwargs)
 

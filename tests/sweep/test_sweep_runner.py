@@ -142,3 +142,20 @@ def test_run_without_records_and_the_kernels_environment(tmp_path, monkeypatch, 
     report = sweep.run_sweep(sweep.make_spec(path, {"x": [1]}), runs, progress=False, log=lines.append)
     assert report.names("skipped") == ["x=1"]
     assert "env.ipynb declares no result_path parameter: its runs give no records to aggregate" in lines[0]
+
+
+def test_ipc_kernels_get_their_own_socket_paths():
+    """Kernels started at the same time from one folder (two sweep workers, ci/run_notebooks.py
+    --jobs 2) must not share socket files: jupyter_client's default IPC prefix is ``kernel-ipc`` in
+    the working directory, and two kernels on it received each other's messages (Invalid Signature)."""
+    if os.name != "posix":
+        pytest.skip("IPC transport is used on POSIX only")
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    from dgnlib.sweep.kernels import IPCKernelManager
+
+    a, b = IPCKernelManager(), IPCKernelManager()
+    assert a.transport == b.transport == "ipc"
+    assert a.ip != b.ip and os.path.dirname(a.ip) == jupyter_runtime_dir()
+    assert len(a.ip) + len("-5") < 100  # a Unix socket path is limited to about 107 bytes
+    assert IPCKernelManager(transport="tcp").transport == "tcp"
