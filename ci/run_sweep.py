@@ -37,13 +37,18 @@ RULES, DATASETS = ("bp", "exact", "linear_threshold"), ("mnist", "fashion_mnist"
 
 
 def sweep(*args: str) -> str:
+    """Run ``python -m dgnlib.sweep ARGS``, printing its lines as they come (a status line per run);
+    returns what it printed."""
     cmd = [sys.executable, "-m", "dgnlib.sweep", *args]
     print("$", " ".join(cmd[1:]), flush=True)
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    print(out.stdout + out.stderr, flush=True)
-    if out.returncode != 0:
-        raise SystemExit(f"FAILED: {' '.join(cmd[1:])} exited with {out.returncode}")
-    return out.stdout
+    lines = []
+    with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+    if proc.returncode != 0:
+        raise SystemExit(f"FAILED: {' '.join(cmd[1:])} exited with {proc.returncode}")
+    return "".join(lines)
 
 
 def check_files(run_dir: Path) -> list:
