@@ -23,7 +23,7 @@ run: install
 # Everything CI runs: every notebook against expected_outputs/, the small sweep on a local Dask
 # cluster (table + plots), nbval over the runs, unit tests.
 test: install data
-	$(PYTHON) ci/run_notebooks.py --jobs $(JOBS)
+	$(PYTHON) ci/run_notebooks.py --jobs $(JOBS) --quiet
 	$(PYTHON) ci/run_sweep.py --fresh
 	$(PYTHON) -m pytest --nbval-lax ci/out -q -n $(JOBS) --dist loadfile
 	$(PYTHON) -m pytest tests -q -n $(JOBS) --dist loadfile

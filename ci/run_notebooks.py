@@ -10,6 +10,7 @@ with the expected file and prints a readable diff on mismatch. It exits 1 if any
     python ci/run_notebooks.py                       # all entries
     python ci/run_notebooks.py dgn_classification    # some entries
     python ci/run_notebooks.py --jobs 2              # two notebooks (kernels) at a time
+    python ci/run_notebooks.py --quiet               # a line per notebook; the diff of a mismatch
     python ci/run_notebooks.py --regenerate NAME     # rewrite NAME's expected file from a real run
                                                      # (only for an intended, explained change)
 Executed notebooks are written to ``ci/out/`` (used by nbval afterwards).
@@ -76,15 +77,18 @@ def _execute_in_worker(entry: dict, out_dir: Path):
         return None, f"{type(e).__name__}: {e}"
 
 
-def check(entry: dict, regenerate: bool = False, out_dir: Path = OUT_DIR, executed=None) -> bool:
+def check(entry: dict, regenerate: bool = False, out_dir: Path = OUT_DIR, executed=None,
+          quiet: bool = False) -> bool:
     """Execute ``entry`` (or take ``executed`` = ``(notebook, seconds)`` from a worker), print its
-    selected log lines and compare them with the expected file."""
+    selected log lines (``quiet``: only their count; a mismatch still prints its diff) and compare
+    them with the expected file."""
     name = entry["name"]
     print(f"=== {name}: {entry['notebook']} parameters={entry.get('parameters', {})}", flush=True)
     nb, seconds = execute(entry, out_dir) if executed is None else executed
     lines = select_lines(printed_stdout(nb), entry.get("lines"))
-    for line in lines:
-        print(line)
+    if not quiet:
+        for line in lines:
+            print(line)
     print(f"--- {name}: executed in {seconds:.1f} s (papermill, kernel start included)", flush=True)
     expected_path = ROOT / entry["expected"]
     if regenerate:
@@ -114,6 +118,8 @@ def main(argv=None) -> int:
     parser.add_argument("--list", action="store_true", help="list the entries and exit")
     parser.add_argument("--config", type=Path, default=CONFIG, help="entries file (default ci/notebooks.json)")
     parser.add_argument("--out-dir", type=Path, default=OUT_DIR, help="where executed notebooks go (default ci/out)")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="print a line per notebook (and the diff of a mismatch), not its log lines")
     parser.add_argument("--jobs", "-j", type=int, default=1,
                         help="notebooks executed at once, each in its own process and kernel (default 1); "
                              "the logs are checked and printed in the entries' order")
@@ -133,14 +139,14 @@ def main(argv=None) -> int:
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
     if args.jobs == 1:
-        failed = [e["name"] for e in selected if not check(e, args.regenerate, args.out_dir)]
+        failed = [e["name"] for e in selected if not check(e, args.regenerate, args.out_dir, quiet=args.quiet)]
     else:
-        failed = _check_parallel(selected, args.jobs, args.regenerate, args.out_dir)
+        failed = _check_parallel(selected, args.jobs, args.regenerate, args.out_dir, args.quiet)
     print(f"{len(selected) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
 
 
-def _check_parallel(selected: list, jobs: int, regenerate: bool, out_dir: Path) -> list:
+def _check_parallel(selected: list, jobs: int, regenerate: bool, out_dir: Path, quiet: bool = False) -> list:
     """Execute the entries ``jobs`` at a time (in the entries' order), then check each one in that
     order. Returns the names that failed."""
     import multiprocessing
@@ -162,7 +168,7 @@ def _check_parallel(selected: list, jobs: int, regenerate: bool, out_dir: Path) 
             failed.append(entry["name"])
             continue
         nb = nbformat.read(str(out_dir / f"{entry['name']}.ipynb"), as_version=4)
-        if not check(entry, regenerate, out_dir, executed=(nb, seconds)):
+        if not check(entry, regenerate, out_dir, executed=(nb, seconds), quiet=quiet):
             failed.append(entry["name"])
     return failed
 
