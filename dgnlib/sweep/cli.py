@@ -122,7 +122,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       argv: the arguments (default ``sys.argv[1:]``).
 
     Returns:
-      The exit status: 0 done, 1 a run failed, 2 an error (printed as one line to stderr).
+      The exit status: 0 done, 1 a run failed, 2 an error (printed as one line to stderr), 130
+      interrupted (Ctrl-C: one line, no tracebacks).
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -158,3 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, FileNotFoundError, ImportError, ConnectionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are kept; the same command resumes the others (an interrupted run "
+              "continues after its last finished epoch)", file=sys.stderr)
+        return 130

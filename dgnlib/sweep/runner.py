@@ -97,6 +97,14 @@ def tls_security(ca_file: str | os.PathLike, cert: str | os.PathLike, key: str |
                     require_encryption=True)
 
 
+def _quiet_dask_logs() -> None:
+    """Silence distributed's and tornado's loggers (the tracebacks of a cluster shut down by Ctrl-C)."""
+    import logging
+
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 @contextlib.contextmanager
 def _dask_client(client=None, scheduler: Optional[str] = None, scheduler_file: Optional[str] = None,
                  n_workers: int = 1, security=None) -> Iterator[Any]:
@@ -125,8 +133,8 @@ def _dask_client(client=None, scheduler: Optional[str] = None, scheduler_file: O
         with c:
             yield c
         return
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      preload=["dgnlib.sweep.worker_setup"]) as cluster, Client(cluster) as c:  # workers ignore Ctrl-C
         yield c
 
 
@@ -236,7 +244,9 @@ def _submit_all(client, tasks: list, write, progress: bool, tqdm) -> dict:
             outcomes[task.name] = RunOutcome(task.name, "finished" if status == "finished" else "failed",
                                              wall, st.get("error"))
             bar.update(1)
-    except BaseException:
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt):  # Ctrl-C: the workers die with the cluster; their logs are noise
+            _quiet_dask_logs()
         client.cancel(list(futures))
         raise
     finally:

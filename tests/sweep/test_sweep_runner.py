@@ -159,3 +159,41 @@ def test_ipc_kernels_get_their_own_socket_paths():
     assert a.ip != b.ip and os.path.dirname(a.ip) == jupyter_runtime_dir()
     assert len(a.ip) + len("-5") < 100  # a Unix socket path is limited to about 107 bytes
     assert IPCKernelManager(transport="tcp").transport == "tcp"
+
+
+def test_ctrl_c_stops_the_sweep_in_one_line_and_keeps_it_resumable(tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while two runs execute on a
+    2-worker LocalCluster: the command exits 130 with one line saying how to resume, no tracebacks
+    (the workers ignore SIGINT, dgnlib.sweep.worker_setup; the client closes the cluster), and the
+    interrupted runs stay 'running', which the next `run` resumes."""
+    import signal
+    import time
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("x = 0\nresult_path = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("import time\ntime.sleep(120)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "sleep.ipynb")
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "dgnlib.sweep", "run", "--notebook", str(tmp_path / "sleep.ipynb"), "-p", "x=1,2",
+           "-o", str(runs), "--n-workers", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), os.setsid()))
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len([s for s in (sweep.read_status(runs / n) for n in ("x=1", "x=2"))
+                                              if s and s.get("status") == "running"]) < 2:
+            time.sleep(0.5)
+        time.sleep(3)  # the kernels are executing the sleep
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, out
+    assert "interrupted: finished runs are kept; the same command resumes the others" in out
+    assert "Traceback" not in out and len(out.splitlines()) < 12, out
+    assert [sweep.read_status(runs / n)["status"] for n in ("x=1", "x=2")] == ["running", "running"]
