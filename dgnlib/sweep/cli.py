@@ -33,10 +33,11 @@ from .results import aggregate_dir, export_runs
 from .runner import run_sweep, tls_security
 from .spec import SweepSpec, check_parameters, load_spec, make_spec, parse_cli_values, plan_runs
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the ``argparse`` parser of ``python -m dgnlib.sweep`` (subcommands ``run``, ``aggregate``, ``export``)."""
     p = argparse.ArgumentParser(prog="python -m dgnlib.sweep", description=__doc__.split("\n\n")[0],
                                 epilog="examples:" + __doc__.split("CLI::")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,7 +65,7 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="list the runs and their state; execute nothing")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = sub.add_parser("aggregate", help="table (CSV) and curves (PNG) of a run directory")
-    a.add_argument("run_dir")
+    a.add_argument("run_dir", help="a sweep's run directory, or a copy made by export (e.g. results/table1)")
     a.add_argument("--metric", help="metric (default: the sweep file's, else test_accuracy)")
     a.add_argument("--rows", help="row key(s), comma-separated (default: the sweep file's, else rule)")
     a.add_argument("--cols", help="column key(s), comma-separated (default: the sweep file's, else dataset,arch)")
@@ -76,7 +77,7 @@ def _build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out-dir", "--out", dest="out_dir", help="output directory (default RUN_DIR/aggregate)")
     a.add_argument("--no-plot", action="store_true", help="no PNG")
     e = sub.add_parser("export", help="copy the finished runs' status and result files into another directory")
-    e.add_argument("run_dir")
+    e.add_argument("run_dir", help="the sweep's run directory")
     e.add_argument("dest", help="directory to export into (created; several sweeps may share it)")
     return p
 
@@ -125,7 +126,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       The exit status: 0 done, 1 a run failed, 2 an error (printed as one line to stderr), 130
       interrupted (Ctrl-C: one line, no tracebacks).
     """
-    parser = _build_parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "run":

@@ -79,18 +79,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train rules on data sets, one epoch line per epoch and seed")
-    t.add_argument("--datasets", "--dataset", nargs="+", default=["mnist"], choices=DATASETS)
-    t.add_argument("--rules", "--rule", nargs="+", default=list(RULES), choices=RULES)
-    t.add_argument("--hidden", nargs="+", type=int, default=[256], help="widths of the hidden layers")
-    t.add_argument("--epochs", type=int, default=50)
-    t.add_argument("--seeds", nargs="+", type=int, default=[0], help="seed values, trained at once")
-    t.add_argument("--batch-size", type=int, default=100)
-    t.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate")
+    t.add_argument("--datasets", "--dataset", nargs="+", default=["mnist"], choices=DATASETS, metavar="NAME",
+                   help=f"data sets to train on, any of {', '.join(DATASETS)} (default mnist)")
+    t.add_argument("--rules", "--rule", nargs="+", default=list(RULES), choices=RULES, metavar="RULE",
+                   help=f"learning rules, any of {', '.join(RULES)} (default all): BP in an MLP, the exact-inverse "
+                        "and the linear-threshold rules of the dis-inhibitory E/I network")
+    t.add_argument("--hidden", nargs="+", type=int, default=[256], metavar="WIDTH",
+                   help="widths of the hidden layers (default 256; 256 256 256 for three layers)")
+    t.add_argument("--epochs", type=int, default=50, help="training epochs, >= 1 (default 50, the paper's)")
+    t.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED",
+                   help="seed values (default 0), all trained at once; the paper reports 10 seeds")
+    t.add_argument("--batch-size", type=int, default=100, help="minibatch size (default 100, the paper's)")
+    t.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
     t.add_argument("--soft-target", type=float, default=1.0,
                    help="target value of the true class: 1.0 (default) hard labels, as the paper's code ran; "
                         "0.99 the soft targets the paper describes, (1 - v) / 9 on the other classes")
-    t.add_argument("--solver", default="algebraic", choices=SOLVERS)
-    t.add_argument("--n-train", type=int, default=None, help="first N of the 54k training examples")
+    t.add_argument("--solver", default="algebraic", choices=SOLVERS,
+                   help="steady states by root finding (algebraic, default) or by integrating the ODE with "
+                        "diffrax (ode, slower)")
+    t.add_argument("--n-train", type=int, default=None, metavar="N",
+                   help="train on the first N of the 54k training examples (default all)")
     t.add_argument("--average-jacobian", action="store_true", help="batch-averaged feedback weights")
     t.add_argument("--lt-momentum", type=float, default=0.0,
                    help="linear threshold: running-average factor of the linearisation rate (0: the minibatch mean)")
@@ -110,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--use-tfds", action="store_true", help="fall back to tensorflow_datasets (downloads)")
     i = dsub.add_parser("info", help="show the cache and the sources found")
     i.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(DATASETS)} (default: all)")
-    i.add_argument("--cache-dir")
+    i.add_argument("--cache-dir", help="cache root (default $DGNLIB_CACHE_DIR or ~/.cache/dgnlib)")
     i.add_argument("--missing", choices=("cache", "source"),
                    help="print only the names without a verified cache (cache) / without local source files (source)")
     return parser

@@ -156,3 +156,24 @@ def test_cli_train_bad_input_is_one_line_and_exit_2(capsys, tmp_path):
         assert main(["train", "--rules", "bp", "--n-train", "23", *extra]) == 2
         err = capsys.readouterr().err
         assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_every_command_line_option_is_documented():
+    """--help documents every option of python -m dgnlib.vision and python -m dgnlib.sweep."""
+    import argparse
+
+    from dgnlib.sweep.cli import build_parser as sweep_parser
+    from dgnlib.vision.__main__ import build_parser as vision_parser
+
+    def undocumented(parser, path):
+        missing = []
+        for action in parser._actions:  # noqa: SLF001 - argparse has no public list of actions
+            if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+                for name, sub in action.choices.items():
+                    missing += undocumented(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction) and not action.help:  # noqa: SLF001
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+        return missing
+
+    assert undocumented(vision_parser(), "vision") == []
+    assert undocumented(sweep_parser(), "sweep") == []
