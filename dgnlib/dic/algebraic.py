@@ -13,7 +13,8 @@ unit roots, checked against ``jax.jacfwd`` in the tests), and ``u_out = W_out h^
 part every iteration (a modified Newton: on the vision networks as many iterations as full
 Newton at a fraction of its cost); it stops on the true residual ``max |R(c)| <= c_tol``, so
 the result is the same within that tolerance. The final residual check reuses the drives and
-rates of the last sweep. The unit roots carry implicit-function derivatives, so ``jax.grad`` through
+rates of the last sweep. Started from the open-loop solution (``state0_is_open_loop``, as in the
+training step), the sweep at ``c = 0`` is that solution and is not solved again. The unit roots carry implicit-function derivatives, so ``jax.grad`` through
 the algebraic solver works (used in the tests to compare the rules with true gradients).
 
 :func:`algebraic_open_loop` and :func:`algebraic_closed_loop` return ``(state, SolveStats)``
@@ -209,14 +210,38 @@ def closed_loop_jacobian(params: EIParams, Q, c, sweep, cfg: EIConfig):
     return _residual_jacobian(d_out, sweep[2], cfg.controller.steady_state_gain)
 
 
-def algebraic_closed_loop(params: EIParams, ff0, y, Q, state0: EIState, cfg: EIConfig):
+def _open_loop_sweep(params: EIParams, ff0, y, state0: EIState, cfg: EIConfig):
+    """:func:`closed_loop_residual` at ``c = 0`` when ``state0`` is the open-loop solution of
+    ``params`` and ``ff0``: the sweep at ``c = 0`` is that solution, so no unit roots are solved
+    (the rates and drives recomputed here are those of the open-loop solve, which ``jit``
+    shares)."""
+    G = cfg.controller.steady_state_gain
+    hs = tuple(cfg.phi_E(u) for u in state0.u_E)
+    ffs = (ff0,) + tuple(h @ layer.W + layer.b for h, layer in zip(hs[:-1], params.layers[1:]))
+    drive = hs[-1] @ params.W_out
+    c0 = jnp.zeros_like(drive)
+    r0 = c0 - G * (y - jax.nn.softmax(drive, axis=-1))
+    return c0, r0, (tuple(state0.u_E), hs, drive, jnp.asarray(0, jnp.int32), (hs, ffs, drive))
+
+
+def algebraic_closed_loop(params: EIParams, ff0, y, Q, state0: EIState, cfg: EIConfig,
+                          state0_is_open_loop: bool = False):
     """Closed-loop fixed point by Newton on ``c`` from ``state0.c`` (unit roots warm-started
-    at ``state0.u_E``): ``(EIState, SolveStats)``, success not checked."""
+    at ``state0.u_E``): ``(EIState, SolveStats)``, success not checked.
+
+    ``state0_is_open_loop=True``: ``state0`` is the open-loop solution of ``params`` and ``ff0``
+    (as in the training step); Newton starts at ``c = 0`` from it without re-solving the unit
+    roots there (``state0.c`` and ``state0.u_I`` are not read). The stopping test and the final
+    residual check are the same.
+    """
     s = cfg.algebraic
 
     G = cfg.controller.steady_state_gain
-    c0 = state0.c
-    r0, sweep0 = closed_loop_residual(params, ff0, y, Q, c0, cfg, tuple(state0.u_E))
+    if state0_is_open_loop:
+        c0, r0, sweep0 = _open_loop_sweep(params, ff0, y, state0, cfg)
+    else:
+        c0 = state0.c
+        r0, sweep0 = closed_loop_residual(params, ff0, y, Q, c0, cfg, tuple(state0.u_E))
     # the network's part of the Jacobian, d u_out / d c, once at the start (the expensive K
     # directions through the layers); the softmax part is updated every iteration
     d_out = _output_sensitivity(params, Q, sweep0, cfg)

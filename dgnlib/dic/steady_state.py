@@ -64,15 +64,15 @@ def _ol_core(params, x, cfg, solver):
     return ode_steady_state(params, ff0, dyn0, cfg)
 
 
-def _cl_core(params, x, y, Q, state0, cfg, solver):
+def _cl_core(params, x, y, Q, state0, cfg, solver, state0_is_open_loop):
     ff0 = input_drive(params, x)
     if solver == "algebraic":
-        return algebraic_closed_loop(params, ff0, y, Q, state0, cfg)
+        return algebraic_closed_loop(params, ff0, y, Q, state0, cfg, state0_is_open_loop)
     return ode_steady_state(params, ff0, dynamic_part(state0), cfg, Q, y)
 
 
 _ol_jit = jax.jit(_ol_core, static_argnames=("cfg", "solver"))
-_cl_jit = jax.jit(_cl_core, static_argnames=("cfg", "solver"))
+_cl_jit = jax.jit(_cl_core, static_argnames=("cfg", "solver", "state0_is_open_loop"))
 _simulate_jit = jax.jit(trajectory, static_argnames=("cfg",))
 
 
@@ -116,21 +116,29 @@ def solve_open_loop(params: EIParams, x, cfg: EIConfig = EIConfig(), solver: str
 
 def solve_closed_loop(params: EIParams, x, y, Q, state0: Optional[EIState] = None,
                       cfg: EIConfig = EIConfig(), solver: str = "algebraic", *,
-                      on_failure: str = "raise"):
+                      on_failure: str = "raise", state0_is_open_loop: bool = False):
     """Closed-loop steady state with targets ``y`` ``(B, K)`` and feedback ``Q``.
 
     ``Q``: tuple of ``(B, K, n_l)`` or ``(K, n_l)`` (see :func:`~dgnlib.dic.network.feedback_weights`).
     ``state0``: initial state of the ODE (normally the open-loop solution; zeros if None);
-    the algebraic solver starts Newton on ``c`` at ``state0.c``. Returns ``(state, stats)``.
+    the algebraic solver starts Newton on ``c`` at ``state0.c``. ``state0_is_open_loop=True``
+    (static): the caller guarantees that ``state0`` is the open-loop solution of ``params`` and
+    ``x`` (e.g. from :func:`solve_open_loop`); the algebraic solver then starts at ``c = 0``
+    without re-solving the network there (the ODE solver ignores it). Returns ``(state, stats)``.
     """
     choice("solver", solver, SOLVERS)
     choice("on_failure", on_failure, ON_FAILURE)
+    if not isinstance(state0_is_open_loop, bool):
+        raise ValueError(f"state0_is_open_loop must be a bool, got {state0_is_open_loop!r}")
+    if state0_is_open_loop and state0 is None:
+        raise ValueError("state0_is_open_loop=True needs state0 (the open-loop solution), got None")
     check_config(cfg)
     check_inputs(params, x, y=y, Q=Q)
     if state0 is None:
         state0 = zero_state(params, x.shape[0], jnp.result_type(x))
     _check_state(params, state0, x.shape[0])
-    state, stats = _cl_jit(params, x, y, tuple(Q), state0, cfg=cfg, solver=solver)
+    state, stats = _cl_jit(params, x, y, tuple(Q), state0, cfg=cfg, solver=solver,
+                           state0_is_open_loop=state0_is_open_loop)
     state = _handle_failure(state, stats, "closed-loop", solver, cfg, on_failure)
     return state, stats
 

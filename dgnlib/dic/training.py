@@ -194,7 +194,7 @@ def train_step(params: EIParams, opt_state, rule_state: RuleState, x_batch, y_ba
         Q = feedback_weights(params, ol, cfg, average=average_jacobian,
                              sample_weights=sw if average_jacobian else None)
         cl, cl_stats = solve_closed_loop(params, x_batch, targets, Q, ol, cfg, solver,
-                                         on_failure=on_failure)
+                                         on_failure=on_failure, state0_is_open_loop=True)
         if rule == "exact":
             grads = exact_inverse_gradients(params, x_batch, cl, cfg, sample_weights=sw)
             new_rule_state = rule_state

@@ -81,6 +81,21 @@ def test_closed_loop_averaged_jacobian_agrees():
     _compare(res["algebraic"], res["ode"], None)
 
 
+def test_closed_loop_from_open_loop_state_agrees(solved):
+    """``state0_is_open_loop=True`` (the training step's shortcut: no re-solve at c = 0) gives the
+    closed-loop state of the plain solve within the solver's tolerance, with the same stopping test."""
+    params, x, y = solved["params"], solved["x"], solved["y"]
+    a = solved["algebraic"]
+    cl, stats = solve_closed_loop(params, x, y, a["Q"], a["ol"], CFG, state0_is_open_loop=True)
+    assert bool(stats.success) and int(stats.steps) == int(a["cl_stats"].steps)
+    for la, lb in zip(jax.tree_util.tree_leaves(cl), jax.tree_util.tree_leaves(a["cl"])):
+        np.testing.assert_allclose(la, lb, atol=1e-5)
+    with pytest.raises(ValueError, match="state0_is_open_loop must be a bool"):
+        solve_closed_loop(params, x, y, a["Q"], a["ol"], CFG, state0_is_open_loop=1)
+    with pytest.raises(ValueError, match="state0_is_open_loop=True needs state0"):
+        solve_closed_loop(params, x, y, a["Q"], None, CFG, state0_is_open_loop=True)
+
+
 def test_closed_loop_jacobian_matches_jacfwd():
     params, x, y = _problem(S3, seed=3)
     ol, _ = solve_open_loop(params, x, CFG)
