@@ -81,14 +81,14 @@ def neuron_drive(w, bits, z, gating: str):
         (``"gln"``) or the open branches as 0/1 ``(C, N, R)`` (``"dgn"``).
     """
     c, n, r, i = w.shape
-    zc = jnp.broadcast_to(z, (c, i))
+    zs = "i" if z.ndim == 1 else "ci"  # layer 0's inputs are shared by the classes: no broadcast copy
     if gating == "gln":
         row = jnp.broadcast_to(context_index(bits), (c, n))
         flat = (jnp.arange(c)[:, None] * n + jnp.arange(n)[None, :]) * r + row
         rows = w.reshape(c * n * r, i)[flat]                      # gather (C, N, I)
-        return jnp.einsum("cni,ci->cn", rows, zc), flat
+        return jnp.einsum(f"cni,{zs}->cn", rows, z), flat
     g = jnp.broadcast_to(bits, (c, n, r)).astype(w.dtype)
-    return jnp.einsum("cnb,cnb->cn", g, jnp.einsum("cnbi,ci->cnb", w, zc)), g
+    return jnp.einsum("cnb,cnb->cn", g, jnp.einsum(f"cnbi,{zs}->cnb", w, z)), g
 
 
 def forward(params: GLNParams, layer_bits, z0, cfg: GLNConfig):
@@ -134,9 +134,8 @@ def step(params: GLNParams, layer_bits, z0, label, learning_rate, cfg: GLNConfig
     new = []
     for w, (h, used, z) in zip(params.weights, local):
         c, n, r, i = w.shape
-        zc = jnp.broadcast_to(z, (c, i))
         err = (jax.nn.sigmoid(jnp.clip(h, -bound, bound)) - y) * learn_mask(y, jax.nn.sigmoid(h), cfg)
-        delta = learning_rate * err[:, :, None] * zc[:, None, :]  # (C, N, I)
+        delta = learning_rate * err[:, :, None] * (z if z.ndim == 1 else z[:, None, :])  # (C, N, I)
         if cfg.gating == "gln":
             flat_w = w.reshape(c * n * r, i)
             rows = jnp.clip(flat_w[used] - delta, -cfg.weight_clip, cfg.weight_clip)
