@@ -127,9 +127,10 @@ def _checked(cfg):
     _number("weight_clip", cfg.weight_clip, 0.0, math.inf, closed_high=True)
     choice("saturation_rule", cfg.saturation_rule, SATURATION_RULES)
     choice("initial_weight", cfg.initial_weight, INITIAL_WEIGHTS)
-    _number("hyperplane_offset", cfg.hyperplane_offset, -1.0, math.inf)
-    if cfg.hyperplane_offset < 0:
-        raise ValueError(f"hyperplane_offset must be >= 0 (a standard deviation), got {cfg.hyperplane_offset!r}")
+    offset = cfg.hyperplane_offset
+    if (isinstance(offset, (bool, np.bool_)) or not isinstance(offset, (int, float, np.floating, np.integer))
+            or not 0 <= offset < math.inf):
+        raise ValueError(f"hyperplane_offset must be a finite number >= 0 (a standard deviation), got {offset!r}")
     _flag("standardise", cfg.standardise)
     return cfg
 

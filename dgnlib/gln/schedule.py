@@ -34,7 +34,7 @@ def constant(learning_rate) -> Schedule:
         A :class:`Schedule` with ``decay = 0``.
     """
     learning_rate = positive_number("learning_rate", learning_rate)
-    return Schedule(learning_rate, learning_rate, np.zeros_like(np.asarray(learning_rate, float)) if np.ndim(learning_rate) else 0.0)
+    return Schedule(learning_rate, learning_rate, 0.0 * np.asarray(learning_rate, float))
 
 
 def decaying(maximum, scale, decay) -> Schedule:
