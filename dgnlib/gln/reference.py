@@ -75,8 +75,8 @@ def numpy_step(weights, hyperplanes, offsets, moments, x, label, learning_rate, 
             g = bits.astype(dt)
             h = np.einsum("cnb,cnbi,ci->cn", g, w, z)
         hc = np.clip(h, -bound, bound)
-        r_clip = 1 / (1 + np.exp(-hc))
-        r_raw = 1 / (1 + np.exp(-h))
+        r_clip = np.exp(-np.logaddexp(0, -hc))
+        r_raw = np.exp(-np.logaddexp(0, -h))  # sigmoid without overflow
         if cfg.saturation_rule == "always":
             mask = np.ones_like(h)
         elif cfg.saturation_rule == "in_range":
