@@ -21,7 +21,8 @@ per-sample model       ``gln.model``         logit_bound, input_logits, context_
                                              neuron_drive, forward, step
 compiled passes        ``gln.training``      TrainResult, prepare_inputs, gate_bits, train,
                                              train_many, scores, accuracy
-NumPy oracle           ``gln.reference``     run_numpy (tests and benchmarks only; not re-exported)
+NumPy oracle           ``gln.reference``     numpy_state, numpy_step, run_numpy (tests and
+                                             benchmarks only; not re-exported)
 =====================  ====================  =====================================================
 """
 from . import reference  # noqa: F401  (the NumPy oracle, a submodule)
