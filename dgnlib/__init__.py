@@ -4,6 +4,7 @@ Two research lines, each a folder with one flat public namespace, over a few sma
 Importing ``dgnlib`` itself loads nothing heavy; import the part you need::
 
     from dgnlib import dgn      # dgn.fit, dgn.run_many, dgn.load_problem, ...
+    from dgnlib import gln      # gln.train, gln.accuracy: one-vs-all GLN / DGN classifiers (MNIST)
     from dgnlib import dic      # dic.init_params, dic.solve_open_loop, dic.train_step, ...
     from dgnlib import vision   # vision.run_benchmarks, vision.load_dataset, ...
     from dgnlib import sweep    # sweep.run_sweep, sweep.aggregate_dir (python -m dgnlib.sweep)
@@ -21,6 +22,11 @@ concept                                  module
   the notebooks' experiments               ``dgn.experiments`` (compare_weight_forms, run_seeds)
   the colab's problems, figures            ``dgn.data``, ``dgn.plotting``
   the colab's NumPy loop (reference)       ``dgn.reference``
+**One-vs-all GLN / DGN classifiers**     :mod:`dgnlib.gln` (work in progress, issue 13)
+  options, rate schedules, parameters      ``gln.config``, ``gln.schedule``, ``gln.params``
+  preprocessing, deskewing                 ``gln.preprocess``
+  forward pass, update; the online scan    ``gln.model``, ``gln.training`` (train, train_many)
+  the NumPy loop (reference)               ``gln.reference``
 **Dis-inhibitory control**               :mod:`dgnlib.dic`
   soft rectifiers, PI controller, loss     ``dic.activations``, ``dic.controller``, ``dic.losses``
   the multi-layer E/I network              ``dic.network``
@@ -48,7 +54,8 @@ concept                                  module
   atomic file writes, JSON                 :mod:`dgnlib.atomic`
   verified pytree checkpoints              :mod:`dgnlib.checkpoint`
   seeds over devices                       :mod:`dgnlib.sharding`
-  compilation cache                        :mod:`dgnlib.runtime`
+  compilation cache, where a result ran    :mod:`dgnlib.runtime` (environment_info)
+  values given as text (YAML 1.2, lists)   :mod:`dgnlib.textvalues`
 =======================================  ===========================================================
 """
 __version__ = "0.1.0"
