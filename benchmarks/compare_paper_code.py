@@ -30,9 +30,10 @@ solves round differently, ~1e-5 of a gradient).
 The paper's code needs ``flax`` (and ``rich``, ``markdown-it-py``, ``mdurl``, ``pygments``,
 ``treescope``), not dgnlib's dependencies: install them beside dgnlib's JAX without touching it::
 
-    pip install --target /tmp/paperdeps --no-deps flax==0.12.8 rich markdown-it-py mdurl pygments treescope
-    git clone <mirror of fmi-basel/disinhibitory-control> /tmp/paper_code
-    PYTHONPATH=$PWD:/tmp/paperdeps python benchmarks/compare_paper_code.py --paper-code /tmp/paper_code
+    DEPS=$HOME/paperdeps PAPER=$HOME/paper_code   # any two folders
+    pip install --target "$DEPS" --no-deps flax==0.12.8 rich markdown-it-py mdurl pygments treescope
+    git clone <mirror of fmi-basel/disinhibitory-control> "$PAPER"
+    PYTHONPATH=$PWD:"$DEPS" python benchmarks/compare_paper_code.py --paper-code "$PAPER"
 
 Shims (no edit of the paper's files): ``jax.tree_map`` (removed from JAX) is set to
 ``jax.tree_util.tree_map``. Without ``--paper-code`` (or when the path or flax is missing) the script

@@ -241,14 +241,40 @@ def aggregate_dir(run_dir: str | os.PathLike, out_dir: Optional[str | os.PathLik
                            png, counts)
 
 
+def _portable(data: Any, run_dir: Path) -> Any:
+    """``data`` without this machine's paths: the run directory's absolute path becomes ``RUN_DIR``,
+    and an absolute ``notebook`` path becomes relative to the working directory (the repository,
+    where ``export`` is run), else ``<folder>/<name>``."""
+    root = str(run_dir.resolve())
+
+    def fix(v, key=None):
+        if isinstance(v, dict):
+            return {k: fix(x, k) for k, x in v.items()}
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        if isinstance(v, str):
+            if key == "notebook" and os.path.isabs(v):
+                p = Path(v)
+                try:
+                    return str(p.relative_to(Path.cwd().resolve()))
+                except ValueError:
+                    return str(Path(*p.parts[-2:]))
+            return v.replace(root, "RUN_DIR")
+        return v
+
+    return fix(data)
+
+
 def export_runs(run_dir: str | os.PathLike, dest: str | os.PathLike) -> list[str]:
     """Copy the small files of the finished runs of ``run_dir`` into ``dest`` (results to keep).
 
     For every finished run with a readable ``result.json``: its ``status.json`` and ``result.json``
     (not the executed notebook, not the checkpoints), into ``dest/<run name>/``; and the manifest ``sweep.json``, whose run list is
     merged with the one already in ``dest`` (several sweeps may be exported into one directory).
-    ``dest`` is then a run directory that :func:`aggregate_dir` reads like the original. Every file
-    is written atomically; a run already in ``dest`` with the same files is left alone.
+    ``dest`` is then a run directory that :func:`aggregate_dir` reads like the original. The copies
+    name no path of this machine: the run directory becomes ``RUN_DIR`` (in the commands) and the
+    notebook's path is made relative to the working directory. Every file is written atomically; a
+    run already in ``dest`` with the same files is left alone.
 
     Arguments:
       run_dir: a sweep's run directory.
@@ -272,7 +298,8 @@ def export_runs(run_dir: str | os.PathLike, dest: str | os.PathLike) -> list[str
         if status.get("status") != "finished" or not (run_dir / name / RESULT_FILE).is_file():
             continue
         try:
-            files = {fname: read_json(run_dir / name / fname) for fname in (RESULT_FILE, STATUS_FILE)}
+            files = {fname: _portable(read_json(run_dir / name / fname), run_dir)
+                     for fname in (RESULT_FILE, STATUS_FILE)}
         except (OSError, ValueError):  # an unreadable result holds no records: nothing to keep
             continue
         changed = False
@@ -285,7 +312,7 @@ def export_runs(run_dir: str | os.PathLike, dest: str | os.PathLike) -> list[str
             copied.append(name)
     manifest = run_dir / MANIFEST_FILE
     if manifest.is_file():
-        new = read_json(manifest)
+        new = _portable(read_json(manifest), run_dir)
         old_path = dest / MANIFEST_FILE
         old = read_json(old_path) if old_path.is_file() else {}
         new["runs"] = list(dict.fromkeys([*old.get("runs", []), *new.get("runs", [])]))

@@ -118,8 +118,15 @@ def test_aggregate_defaults_come_from_the_spec_and_export_keeps_the_small_files(
     rep = sweep.aggregate_dir(run_dir, plot=False)
     assert rep.table.cols == (("1x256",),) and rep.text.splitlines()[3].startswith("BP ")
     assert sweep.aggregate_dir(run_dir, cols="dataset", plot=False).table.cols == (("mnist",),)  # given wins
+    status = json.loads((run_dir / "rules=bp" / sweep.STATUS_FILE).read_text())
+    (run_dir / "rules=bp" / sweep.STATUS_FILE).write_text(json.dumps({
+        **status, "notebook": "/some/machine/repo/notebooks/nb.ipynb",
+        "command": f"python -m dgnlib.sweep run spec.yaml -o {run_dir.resolve()} --n-workers 1"}))
     dest = tmp_path / "results"
     copied = sweep.export_runs(run_dir, dest)
+    kept = json.loads((dest / "rules=bp" / sweep.STATUS_FILE).read_text())  # no path of this machine
+    assert kept["notebook"] == "notebooks/nb.ipynb"
+    assert kept["command"] == "python -m dgnlib.sweep run spec.yaml -o RUN_DIR --n-workers 1"
     assert copied == ["rules=bp", "rules=exact", "single", "no_records"]  # finished, with a result.json
     assert sorted(p.name for p in (dest / "rules=bp").iterdir()) == [sweep.RESULT_FILE, sweep.STATUS_FILE]
     again = sweep.aggregate_dir(dest, plot=False)
