@@ -188,8 +188,6 @@ def aggregate_settings(run_dir: str | os.PathLike, **given) -> dict:
     for k, default in DEFAULT_AGGREGATE.items():
         v = given.get(k)
         out[k] = v if v is not None else stored.get(k, default)
-    if isinstance(out["seed_key"], list):  # a spec may write it as a one-element list
-        out["seed_key"] = out["seed_key"][0]
     return out
 
 

@@ -75,8 +75,8 @@ def make_spec(notebook: str | os.PathLike, grid: Optional[Mapping[str, Sequence]
       kernel: Jupyter kernel name (default: the notebook's).
       timeout: per-cell execution timeout in seconds (> 0; default none).
       aggregate: defaults of the aggregation of the sweep's results (:data:`AGGREGATE_KEYS`):
-        ``metric``; ``rows``, ``cols``, ``seed_key``, ``pool`` (key names, a list or a
-        comma-separated string); ``labels`` (value -> display text), as in
+        ``metric`` and ``seed_key`` (one name each); ``rows``, ``cols``, ``pool`` (key names, a list
+        or a comma-separated string); ``labels`` (value -> display text), as in
         :func:`dgnlib.records.summarize` and :func:`dgnlib.records.format_table`.
       source: names the origin (a file, ``"command line"``) in error messages.
 
@@ -128,7 +128,7 @@ def check_aggregate(aggregate: Optional[Mapping[str, Any]], source: str = "spec"
     if unknown:
         raise ValueError(f"{source}: unknown aggregate key(s) {unknown}; allowed: {list(AGGREGATE_KEYS)}")
     out = dict(aggregate)
-    for k in ("rows", "cols", "seed_key", "pool"):
+    for k in ("rows", "cols", "pool"):
         if k in out:
             v = out[k]
             names = v.split(",") if isinstance(v, str) else v
@@ -136,8 +136,9 @@ def check_aggregate(aggregate: Optional[Mapping[str, Any]], source: str = "spec"
                 raise ValueError(f"{source}: aggregate.{k} must be key names (a list or a comma-separated "
                                  f"string), got {v!r}")
             out[k] = list(names)
-    if "metric" in out and not (isinstance(out["metric"], str) and out["metric"]):
-        raise ValueError(f"{source}: aggregate.metric must be a metric name, got {out['metric']!r}")
+    for k in ("metric", "seed_key"):
+        if k in out and not (isinstance(out[k], str) and out[k]):
+            raise ValueError(f"{source}: aggregate.{k} must be one name, got {out[k]!r}")
     if "labels" in out and not (isinstance(out["labels"], Mapping)
                                 and all(isinstance(t, str) for t in out["labels"].values())):
         raise ValueError(f"{source}: aggregate.labels must map values to display text, got {out['labels']!r}")

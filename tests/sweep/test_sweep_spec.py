@@ -77,6 +77,7 @@ def test_load_spec_and_errors(tmp_path):
         '{"notebook": "a.ipynb", "aggregate": {"row": "rule"}}': r"unknown aggregate key\(s\) \['row'\]",
         '{"notebook": "a.ipynb", "aggregate": {"rows": [1]}}': r"aggregate\.rows must be key names",
         '{"notebook": "a.ipynb", "aggregate": {"labels": ["a"]}}': r"aggregate\.labels must map values",
+        '{"notebook": "a.ipynb", "aggregate": {"seed_key": ["seed"]}}': r"aggregate\.seed_key must be one name",
         '{"notebook": "a.ipynb", "aggregate": 3}': r"aggregate must be a mapping",
         '[1, 2]': "top level must be a mapping",
         '{"notebook": ': "not valid JSON",
