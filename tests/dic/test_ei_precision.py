@@ -226,14 +226,16 @@ def _recording_optimizer():
     return optax.GradientTransformation(init, update)
 
 
-@pytest.mark.parametrize("rule", ["bp", "exact", "linear_threshold"])
-def test_train_step_gradients(problem, rule):
+@pytest.mark.parametrize("rule,lt_point", [("bp", "batch_mean"), ("exact", "batch_mean"),
+                                           ("linear_threshold", "batch_mean"), ("linear_threshold", "sample")])
+def test_train_step_gradients(problem, rule, lt_point):
     opt = _recording_optimizer()
     p32, x, labels = problem["p32"], jnp.asarray(problem["x"]), jnp.asarray(problem["labels"])
     rs32 = init_rule_state(p32)
 
     def step(p, rs, x):
-        _, o, new_rs, m = train_step(p, opt.init(p), rs, x, labels, rule=rule, cfg=CFG, optimizer=opt)
+        _, o, new_rs, m = train_step(p, opt.init(p), rs, x, labels, rule=rule, cfg=CFG, optimizer=opt,
+                                     lt_point=lt_point)
         return o.grads, new_rs, m
 
     g32, r32, m32 = step(p32, rs32, x)
@@ -241,10 +243,11 @@ def test_train_step_gradients(problem, rule):
         p64, rs64, x64 = _f64((p32, rs32, x))
         g64, r64, m64 = jax.device_get(step(p64, rs64, x64))
     arch = problem["arch"]
+    rule = rule if lt_point == "batch_mean" else f"{rule} ({lt_point})"
     _check(f"train_step {rule} grads {arch}", g32, g64, GRAD if rule != "bp" else ALG, 1e-6)
     _check(f"train_step {rule} loss {arch}", m32.loss, m64.loss, ALG)
     _check(f"train_step {rule} ol_loss {arch}", m32.ol_loss, m64.ol_loss, ALG)
-    if rule == "linear_threshold":
+    if rule.startswith("linear_threshold"):
         _check(f"train_step {rule} rates {arch}", r32, r64, ALG, 1e-2)
 
 
