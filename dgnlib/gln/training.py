@@ -24,7 +24,8 @@ from .params import Gating, GLNParams, layer_inputs
 from .preprocess import Moments, chunk_moments, init_moments, network_inputs
 from .schedule import as_schedule, rate_at
 
-__all__ = ["TrainResult", "prepare_inputs", "gate_bits", "train", "train_many", "scores", "accuracy"]
+__all__ = ["TrainResult", "Stream", "prepare_inputs", "gate_bits", "train", "train_many", "make_stream",
+           "train_segment", "scores", "accuracy"]
 
 
 class TrainResult(NamedTuple):
@@ -35,6 +36,22 @@ class TrainResult(NamedTuple):
     moments: Moments
     n_seen: jax.Array
     outputs: jax.Array
+
+
+class Stream(NamedTuple):
+    """A checked sample stream split into equal chunks, for :func:`train_segment`: ``x``
+    ``(n_chunks, chunk_size, d)`` floats, ``labels`` ``(n_chunks, chunk_size)`` int32."""
+
+    x: jax.Array
+    labels: jax.Array
+
+    @property
+    def chunk_size(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def n_samples(self) -> int:
+        return self.x.shape[0] * self.x.shape[1]
 
 
 def prepare_inputs(x, cfg: GLNConfig, dtype=jnp.float32, name: str = "x"):
@@ -103,22 +120,24 @@ def gate_bits(gating: Gating, side):
     return tuple(out)
 
 
-def _pass(params, gating, moments, n_seen, x, labels, schedule, cfg, chunk_size):
-    def chunk(carry, xs):
-        p, m, t = carry
-        xc, lc = xs
-        if cfg.standardise:
-            mean, std, m = chunk_moments(m, xc)
-        else:
-            mean = std = None
-        side, prob = network_inputs(xc, mean, std, cfg.standardise)
-        bits = gate_bits(gating, side)
-        z0 = input_logits(prob, cfg.eps)
-        rates = rate_at(schedule, t + jnp.arange(1, xc.shape[0] + 1, dtype=xc.dtype))
-        body = lambda q, s: step(q, s[0], s[1], s[2], s[3], cfg)  # noqa: E731
-        p, outs = jax.lax.scan(body, p, (bits, z0, lc, rates))
-        return (p, m, t + xc.shape[0]), outs
+def _chunk(carry, xs, gating, schedule, cfg):
+    p, m, t = carry
+    xc, lc = xs
+    if cfg.standardise:
+        mean, std, m = chunk_moments(m, xc)
+    else:
+        mean = std = None
+    side, prob = network_inputs(xc, mean, std, cfg.standardise)
+    bits = gate_bits(gating, side)
+    z0 = input_logits(prob, cfg.eps)
+    rates = rate_at(schedule, t + jnp.arange(1, xc.shape[0] + 1, dtype=xc.dtype))
+    body = lambda q, s: step(q, s[0], s[1], s[2], s[3], cfg)  # noqa: E731
+    p, outs = jax.lax.scan(body, p, (bits, z0, lc, rates))
+    return (p, m, t + xc.shape[0]), outs
 
+
+def _pass(params, gating, moments, n_seen, x, labels, schedule, cfg, chunk_size):
+    chunk = lambda carry, xs: _chunk(carry, xs, gating, schedule, cfg)  # noqa: E731
     n, d = x.shape
     size = min(chunk_size, n)
     n_full = (n // size) * size
@@ -205,6 +224,85 @@ def train_many(params: GLNParams, gating: Gating, x, labels, learning_rate, cfg:
                                      init_moments(x.shape[1], x.dtype))
     return _train_many_jit(params, gating, moments, jnp.zeros((n_sets,), x.dtype), x, labels, schedule,
                            cfg, chunk_size, gating_axis)
+
+
+def make_stream(x, labels, chunk_size: int = 250, cfg: GLNConfig = GLNConfig(), dtype=jnp.float32) -> Stream:
+    """Check a sample stream once and split it into chunks of ``chunk_size`` samples.
+
+    Arguments:
+        x: samples ``(n, d)`` (see :func:`prepare_inputs`), ``n`` a multiple of ``chunk_size``.
+        labels: classes ``(n,)`` in ``0 .. cfg.n_classes - 1``.
+        chunk_size: samples per chunk; :func:`train_segment` starts and stops at chunk boundaries.
+        cfg: the options (``standardise`` decides how uint8 pixels are read; ``n_classes``).
+        dtype: the float dtype.
+
+    Returns:
+        A :class:`Stream`; ``ValueError`` naming the argument for bad input.
+    """
+    cfg = validate_config(cfg)
+    positive_int("chunk_size", chunk_size)
+    x = prepare_inputs(x, cfg, dtype)
+    n, d = x.shape
+    if np.ndim(labels) != 1 or np.shape(labels)[0] != n:
+        raise ValueError(f"labels must be a 1-D array of {n} class labels (one per row of x), got shape {np.shape(labels)}")
+    if n % chunk_size:
+        raise ValueError(f"chunk_size must divide the number of samples {n}, got {chunk_size}")
+    labels = check_labels(jnp.asarray(labels), cfg.n_classes).astype(jnp.int32)
+    return Stream(x.reshape(-1, chunk_size, d), labels.reshape(-1, chunk_size))
+
+
+@partial(jax.jit, static_argnames=("cfg", "gating_axis", "many"))
+def _segment_jit(params, gating, moments, n_seen, stream, start, stop, schedule, cfg, gating_axis, many):
+    def run(p, g, m, t, s):
+        def body(i, carry):
+            return _chunk(carry, (stream.x[i], stream.labels[i]), g, s, cfg)[0]
+        return jax.lax.fori_loop(start, stop, body, (p, m, t))
+
+    if not many:
+        return run(params, gating, moments, n_seen, schedule)
+    return jax.vmap(run, in_axes=(0, gating_axis, 0, 0, 0))(params, gating, moments, n_seen, schedule)
+
+
+def train_segment(params: GLNParams, gating: Gating, stream: Stream, start: int, stop: int, learning_rate,
+                  cfg: GLNConfig = GLNConfig(), moments: Moments = None, n_seen=None):
+    """Continue online learning over chunks ``start .. stop - 1`` of a stream: one compiled program
+    for every ``start``/``stop``, so that a learning curve's checkpoints cost no recompilation.
+
+    Arguments:
+        params: the weights of one set, or of ``S`` sets (a leading axis ``S`` on every array).
+        gating: the hyperplanes, one per set (leading ``S``) or shared by all sets.
+        stream: the samples (:func:`make_stream`).
+        start, stop: chunk indices, ``0 <= start <= stop <= n_chunks``.
+        learning_rate: a positive number, a :class:`dgnlib.gln.Schedule`, or (for ``S`` sets) arrays ``(S,)``.
+        cfg: the options.
+        moments: the standardisation's moments so far (None: none seen yet).
+        n_seen: samples seen before (the schedule's ``t``; None: 0), ``(S,)`` for ``S`` sets.
+
+    Returns:
+        ``(params, moments, n_seen)`` after the segment, each with the leading axis ``S`` for sets.
+    """
+    cfg = validate_config(cfg)
+    if not isinstance(stream, Stream):
+        raise TypeError(f"stream must be a dgnlib.gln.Stream (from make_stream), got {type(stream).__name__}")
+    n_chunks = stream.x.shape[0]
+    for name, v in (("start", start), ("stop", stop)):
+        positive_int(name, v, minimum=0)
+    if not start <= stop <= n_chunks:
+        raise ValueError(f"start and stop must satisfy 0 <= start <= stop <= {n_chunks} (chunks in the stream), "
+                         f"got start={start}, stop={stop}")
+    many = np.ndim(params.weights[0]) == 5
+    lead = (params.weights[0].shape[0],) if many else ()
+    _check_shapes(params, gating, stream.x.shape[2], cfg, lead=lead)
+    dtype = params.weights[0].dtype
+    schedule = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(jnp.asarray(a, dtype), lead),
+                                      as_schedule(learning_rate))
+    if moments is None:
+        moments = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, lead + a.shape),
+                                         init_moments(stream.x.shape[2], dtype))
+    n_seen = jnp.zeros(lead, dtype) if n_seen is None else jnp.broadcast_to(jnp.asarray(n_seen, dtype), lead)
+    gating_axis = 0 if many and np.ndim(gating.hyperplanes[0]) == 5 else None
+    return _segment_jit(params, gating, moments, n_seen, stream, jnp.int32(start), jnp.int32(stop), schedule,
+                        cfg, gating_axis, many)
 
 
 def _batch_scores(params, gating, moments, x, cfg):
