@@ -76,9 +76,10 @@ def _rates(learning_rate):
     sched = as_schedule(learning_rate)
     arrays = [np.atleast_1d(np.asarray(a, np.float64)) for a in sched]
     n = max(a.shape[0] for a in arrays)
-    for name, a in zip(Schedule._fields, arrays):
-        if a.ndim != 1 or a.shape[0] not in (1, n):
-            raise ValueError(f"learning_rate.{name} must be a number or an array of {n} rates, got shape {a.shape}")
+    if any(a.ndim != 1 or a.shape[0] not in (1, n) for a in arrays):
+        shapes = ", ".join(f"{f} {np.shape(a)}" for f, a in zip(Schedule._fields, sched))
+        raise ValueError(f"learning_rate's maximum, scale and decay must be numbers or arrays of one length "
+                         f"(one entry per searched rate), got shapes {shapes}")
     return Schedule(*(np.broadcast_to(a, (n,)) for a in arrays))
 
 
