@@ -56,7 +56,8 @@ def test_another_setting_fails_every_link_then_write_fixes(copy):
         assert f"notebooks/{path.name} cell " in proc.stdout  # badge and install cell, by notebook and cell
     assert proc.stdout.count("Colab badge links") == n_notebooks
     assert proc.stdout.count("the install cell differs") == n_notebooks
-    assert proc.stdout.count("README.md line ") == n_notebooks
+    assert proc.stdout.count(": Colab link https://colab.research.google.com/github/dgnlib/dgnlib/") == n_notebooks
+    assert f"git+https://github.com/dgnlib/dgnlib.git, the setting gives git+{FORK}.git" in proc.stdout
     subprocess.run([sys.executable, str(SCRIPT), "--write", "--root", str(copy)], check=True, capture_output=True)
     assert _check(copy).returncode == 0
     for path in (copy / "notebooks").glob("*.ipynb"):
@@ -65,6 +66,7 @@ def test_another_setting_fails_every_link_then_write_fixes(copy):
         assert f"colab.research.google.com/github/someone/dgnlib-fork/blob/main/notebooks/{path.name}" in path.read_text()
     readme = (copy / "README.md").read_text()
     assert "github/dgnlib/dgnlib/" not in readme and readme.count("github/someone/dgnlib-fork/blob/main/") == n_notebooks
+    assert "git+https://github.com/dgnlib/dgnlib.git" not in readme and f"git+{FORK}.git" in readme
 
 
 def test_edited_install_cell_and_badge_fail(copy):
