@@ -30,7 +30,10 @@ from pathlib import Path
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+    try:
+        import tomli as tomllib
+    except ModuleNotFoundError:
+        tomllib = None
 
 ROOT = Path(__file__).resolve().parent.parent
 BRANCH = "main"  # the branch the Colab badges open
@@ -72,8 +75,12 @@ def repository_url(pyproject: Path = ROOT / "pyproject.toml") -> str:
     Returns:
       The URL, ``https://github.com/OWNER/NAME`` (Colab opens notebooks from GitHub only).
     """
-    data = tomllib.loads(pyproject.read_text())
-    url = data.get("project", {}).get("urls", {}).get("Repository")
+    if tomllib is not None:
+        url = tomllib.loads(pyproject.read_text()).get("project", {}).get("urls", {}).get("Repository")
+    else:  # Python 3.10 without tomli: the line of the [project.urls] table
+        table = re.search(r"^\[project\.urls\]\s*$(?P<body>.*?)(?=^\[|\Z)", pyproject.read_text(), re.M | re.S)
+        line = table and re.search(r'^Repository\s*=\s*"(?P<url>[^"]*)"', table.group("body"), re.M)
+        url = line.group("url") if line else None
     if url is None:
         raise LinkError(f"{pyproject}: [project.urls] has no Repository (the project's public location)")
     if not REPOSITORY_RE.fullmatch(url):
@@ -82,22 +89,52 @@ def repository_url(pyproject: Path = ROOT / "pyproject.toml") -> str:
 
 
 def colab_url(repository: str, notebook: str) -> str:
-    """The Colab link that opens ``notebook`` (a path relative to the repository root) of ``repository``."""
+    """The Colab link of a notebook.
+
+    Arguments:
+      repository: the project's public location (:func:`repository_url`).
+      notebook: the notebook's path relative to the repository root (``notebooks/x.ipynb``).
+
+    Returns:
+      ``https://colab.research.google.com/github/OWNER/NAME/blob/<BRANCH>/<notebook>``.
+    """
     return f"https://colab.research.google.com/github/{repository.removeprefix('https://github.com/')}/blob/{BRANCH}/{notebook}"
 
 
 def badge(repository: str, notebook: str) -> str:
-    """The Markdown of ``notebook``'s Colab badge."""
+    """The Markdown of a notebook's Colab badge.
+
+    Arguments:
+      repository: the project's public location.
+      notebook: the notebook's path relative to the repository root.
+
+    Returns:
+      ``[![Open In Colab](<badge image>)](<colab_url>)``.
+    """
     return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(repository, notebook)})"
 
 
 def install_source(repository: str) -> str:
-    """What pip installs dgnlib from in Colab: ``git+<repository>.git``."""
+    """What pip installs dgnlib from in Colab.
+
+    Arguments:
+      repository: the project's public location.
+
+    Returns:
+      ``git+<repository>.git``.
+    """
     return f"git+{repository}.git"
 
 
 def install_cell_source(repository: str) -> str:
-    """The text of every notebook's install cell (its first code cell)."""
+    """The text of every notebook's install cell (its first code cell).
+
+    Arguments:
+      repository: the project's public location.
+
+    Returns:
+      The cell's source, which installs :func:`install_source` where dgnlib is missing.
+    """
     return INSTALL_CELL.format(source=install_source(repository))
 
 
@@ -171,9 +208,19 @@ def notebook_problems(path: Path, repository: str, root: Path = ROOT, write: boo
 
 
 def readme_problems(readme: Path, repository: str, notebooks: list, root: Path = ROOT, write: bool = False) -> list:
-    """What in the README disagrees with ``repository``: its Colab links and ``git+`` URLs, and the
-    notebooks (paths relative to ``root``) that have no badge there. ``write`` rewrites the links
-    (a missing badge is still reported: the README's table is written by hand)."""
+    """What in the README disagrees with ``repository``.
+
+    Arguments:
+      readme: the README.
+      repository: the project's public location.
+      notebooks: the notebooks' paths relative to ``root``; each needs a Colab badge in the README.
+      root: the repository root.
+      write: rewrite the Colab links and ``git+`` URLs from ``repository`` (a missing badge is
+        still reported: the README's table is written by hand).
+
+    Returns:
+      The disagreements left, one line each naming the README line.
+    """
     text = readme.read_text()
     problems = []
     lines = text.splitlines(keepends=True)
@@ -204,8 +251,15 @@ def readme_problems(readme: Path, repository: str, notebooks: list, root: Path =
 
 
 def run(root: Path = ROOT, write: bool = False) -> list:
-    """Check (or ``write``) every notebook in ``root/notebooks`` and ``root/README.md`` against
-    ``root/pyproject.toml``; returns the problems left, one line each."""
+    """Check (or write) every notebook in ``root/notebooks`` and ``root/README.md`` against the setting.
+
+    Arguments:
+      root: the repository root (its ``pyproject.toml`` holds the setting).
+      write: rewrite the badges, install cells and README links from the setting.
+
+    Returns:
+      The problems left, one line each naming the notebook and cell or the README line.
+    """
     repository = repository_url(root / "pyproject.toml")
     paths = sorted((root / "notebooks").glob("*.ipynb"))
     problems = []
