@@ -108,9 +108,7 @@ def test_run_all_from_nothing(notebook, wheel, tmp_path, monkeypatch):
     nb.cells.append(nbformat.v4.new_code_cell(f"import dgnlib\nprint({WHERE!r} + dgnlib.__file__)"))
     copy = tmp_path / notebook.name
     nbformat.write(nb, str(copy))
-    for name in list(os.environ):
-        if name == "PYTHONPATH":
-            monkeypatch.delenv(name)
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # the kernel inherits the environment
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("DGNLIB_INSTALL_SOURCE", str(wheel))
     monkeypatch.setenv("PIP_NO_INDEX", "1")  # every requirement but dgnlib is there already: nothing to download
