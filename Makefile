@@ -20,9 +20,10 @@ data: install
 run: install
 	$(PYTHON) ci/run_notebooks.py $(DGN_NOTEBOOKS)
 
-# Everything CI runs: every notebook against expected_outputs/, the small sweep on a local Dask
-# cluster (table + plots), nbval over the runs, unit tests.
+# Everything CI runs: the Colab links against pyproject's [project.urls], every notebook against
+# expected_outputs/, the small sweep on a local Dask cluster (table + plots), nbval over the runs, unit tests.
 test: install data
+	$(PYTHON) ci/notebook_links.py --check
 	$(PYTHON) ci/run_notebooks.py --jobs $(JOBS) --quiet
 	$(PYTHON) ci/run_sweep.py --fresh
 	$(PYTHON) -m pytest --nbval-lax ci/out -q -n $(JOBS) --dist loadfile
