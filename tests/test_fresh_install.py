@@ -30,6 +30,8 @@ SMALL = {
     "plasticity_sign": {"n_grid": 201},
     "student_teacher": {"epochs": 1, "burn_in_epochs": 0},
     "vision_benchmarks": {"datasets": ["mnist"], "rules": ["bp"], "epochs": 1, "n_train": 500, "show_plots": False},
+    "dgn_mnist": {"datasets": ["mnist"], "n_train": 500, "n_validation": 250, "n_test": 250, "n_seeds": 1,
+                  "dgn_rates": [0.01], "gln_rates": [0.01], "mlp_rates": [0.01], "n_tasks": 0, "show_plots": False},
 }
 KERNEL = "dgnlib-fresh-venv"
 WHERE = "dgnlib imported from: "
