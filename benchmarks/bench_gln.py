@@ -8,7 +8,9 @@ seconds per 60k (a few thousand samples timed and extrapolated), their ratio, an
 accuracy after the pass (never the test split). pygln's published figures for comparison: 85 s
 (PyTorch) to 570 s (NumPy) per 60k pass.
 
-    python benchmarks/bench_gln.py [--n-train 54000] [--numpy-samples 2000] [--archs gln,dgn]
+    python benchmarks/bench_gln.py [--n-train 54000] [--numpy-samples 2000] [--archs gln,dgn,mlp]
+
+The MLP (the notebook's baseline, as many weights as the 4-branch DGN, SGD at rate 0.03) has no NumPy loop here.
 """
 from __future__ import annotations
 
@@ -30,7 +32,10 @@ ARCHITECTURES = {
     "gln_shared": (gln.GLNConfig(gating="gln", context_dim=4, shared_gates=True, **_PYGLN), (0.003, 1.0, 0.1)),
     "dgn": (gln.GLNConfig(gating="dgn", n_branches=4, **_PYGLN), (0.003, 1.0, 0.1)),
     "dgn_shared": (gln.GLNConfig(gating="dgn", n_branches=4, shared_gates=True, **_PYGLN), (0.003, 1.0, 0.1)),
+    "dgn8": (gln.GLNConfig(gating="dgn", n_branches=8, **_PYGLN), (0.003, 1.0, 0.1)),
 }
+# the notebook's baseline: one hidden layer with as many weights as the 4-branch DGN, SGD at batch 1
+MLP = gln.MLPConfig(n_hidden=(gln.mlp_hidden_for(gln.count_weights(ARCHITECTURES["dgn"][0], 784), 784),))
 
 
 def jax_pass(cfg, schedule, x, y, chunk_size):
@@ -54,11 +59,22 @@ def numpy_pass(cfg, schedule, x, y, n_samples):
     return (time.perf_counter() - start) / (n_samples - 1)
 
 
+def mlp_pass(x, y, xv, yv, chunk_size, learning_rate=0.03):
+    n = (len(x) // chunk_size) * chunk_size
+    stream = gln.make_stream(x[:n], y[:n], chunk_size, gln.GLNConfig(standardise=False))
+    params = gln.init_mlp(jax.random.PRNGKey(0), x.shape[1], MLP)
+    jax.block_until_ready(gln.train_mlp_segment(params, stream, 0, 1, learning_rate))  # compiles
+    start = time.perf_counter()
+    out, _ = jax.block_until_ready(gln.train_mlp_segment(params, stream, 0, stream.x.shape[0], learning_rate))
+    return (time.perf_counter() - start) * len(x) / n, gln.mlp_accuracy(out, xv, yv)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n-train", type=int, default=54000, help="training samples of the timed pass")
     ap.add_argument("--numpy-samples", type=int, default=2000, help="samples of the NumPy loop timed")
-    ap.add_argument("--archs", default=",".join(ARCHITECTURES), help="comma-separated: " + ", ".join(ARCHITECTURES))
+    ap.add_argument("--archs", default="gln,gln_shared,dgn,dgn_shared,mlp",
+                    help="comma-separated: " + ", ".join(ARCHITECTURES) + ", mlp")
     ap.add_argument("--chunk-size", type=int, default=256)
     ap.add_argument("--no-deskew", action="store_true", help="skip deskewing (changes the accuracy only)")
     args = ap.parse_args()
@@ -74,6 +90,10 @@ def main():
           f"{jax.devices()[0].platform.upper()}; times scaled to 60,000 samples")
     print(f"{'architecture':<12} {'JAX s/60k':>10} {'NumPy s/60k':>12} {'ratio':>7} {'val acc':>8}")
     for name in args.archs.split(","):
+        if name == "mlp":
+            seconds, acc = mlp_pass(x, y, xv, yv, args.chunk_size)
+            print(f"{name:<12} {seconds * 60000 / len(x):>10.1f} {'-':>12} {'-':>7} {acc:>8.4f}", flush=True)
+            continue
         cfg, (maximum, scale, decay) = ARCHITECTURES[name]
         schedule = gln.decaying(maximum, scale, decay)
         seconds, out, gating = jax_pass(cfg, schedule, x, y, args.chunk_size)
