@@ -84,17 +84,17 @@ def test_edited_install_cell_and_badge_fail(copy):
 
 def test_notebook_without_badge_or_install_cell_is_named(copy):
     nb = json.loads((copy / "notebooks" / "dgn_classification.ipynb").read_text())
-    new = copy / "notebooks" / "dgn_mnist.ipynb"
+    new = copy / "notebooks" / "new_notebook.ipynb"
     nb["cells"] = nb["cells"][2:]  # no badge, no install cell
     new.write_text(json.dumps(nb, indent=1) + "\n")
     problems = run(copy)
-    assert any(p.startswith("notebooks/dgn_mnist.ipynb: no install cell") for p in problems), problems
-    assert any("README.md: no Colab badge for notebooks/dgn_mnist.ipynb" in p for p in problems), problems
+    assert any(p.startswith("notebooks/new_notebook.ipynb: no install cell") for p in problems), problems
+    assert any("README.md: no Colab badge for notebooks/new_notebook.ipynb" in p for p in problems), problems
     proc = subprocess.run([sys.executable, str(SCRIPT), "--write", "--root", str(copy)], capture_output=True, text=True)
-    assert proc.returncode == 1 and "notebooks/dgn_mnist.ipynb: no install cell" in proc.stdout
+    assert proc.returncode == 1 and "notebooks/new_notebook.ipynb: no install cell" in proc.stdout
     nb["cells"] = _cells(copy / "notebooks" / "dgn_classification.ipynb")[1:]  # install cell, no badge
     new.write_text(json.dumps(nb, indent=1) + "\n")
-    assert any(p.startswith("notebooks/dgn_mnist.ipynb: no Colab badge") for p in run(copy))
+    assert any(p.startswith("notebooks/new_notebook.ipynb: no Colab badge") for p in run(copy))
 
 
 def test_install_cell_after_other_code_fails(copy):
