@@ -83,7 +83,8 @@ def _cache_name(problem: str, test_size, random_state) -> str:
     except PackageNotFoundError:  # pragma: no cover - scikit-learn is a core dependency
         sklearn_version = "unknown"
     finite_number("test_size", test_size)  # a fraction (float) or a count (int), as scikit-learn reads it
-    return f"{problem}-test_size{test_size}-random_state{int(random_state)}-sklearn{sklearn_version}.npz"
+    # "prep1": how the arrays are prepared here; a change to _preprocessed must change it
+    return f"{problem}-test_size{test_size}-random_state{int(random_state)}-sklearn{sklearn_version}-prep1.npz"
 
 
 def _preprocessed(problem: str, test_size, random_state) -> TabularData:
