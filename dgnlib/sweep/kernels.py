@@ -47,8 +47,13 @@ class IPCKernelManager(KernelManager):
     ipykernel_log_level: Optional[str] = None
 
     def format_kernel_cmd(self, extra_arguments: Optional[List[str]] = None) -> List[str]:
-        """The kernel's command line (jupyter_client's), with :attr:`ipykernel_log_level` for an
-        IPython kernel."""
+        """The kernel's command line, with :attr:`ipykernel_log_level` for an IPython kernel.
+
+        Arguments:
+            extra_arguments: arguments appended to the kernel spec's command (jupyter_client's).
+
+        Returns:
+            The command as a list of strings."""
         cmd = super().format_kernel_cmd(extra_arguments)
         if self.ipykernel_log_level and any("ipykernel" in part for part in cmd):
             cmd.append(f"--IPKernelApp.log_level={self.ipykernel_log_level}")
