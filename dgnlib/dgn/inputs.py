@@ -108,7 +108,7 @@ def as_dtype(a, dtype):
     ``jnp.asarray(a, dtype)`` converts on the device, which compiles one small XLA program per
     shape and dtype (a whole notebook compiled six of them, one more per new data shape); a NumPy
     cast (round to nearest, as XLA's) and one transfer compile nothing. A JAX array already of
-    ``dtype`` is returned as it is.
+    ``dtype`` (and not weakly typed) is returned as it is.
 
     Arguments:
         a: a number, a NumPy array or a JAX array.
@@ -117,7 +117,7 @@ def as_dtype(a, dtype):
     Returns:
         The JAX array.
     """
-    if isinstance(a, jax.Array) and a.dtype == dtype:
+    if isinstance(a, jax.Array) and a.dtype == dtype and not a.weak_type:
         return a
     host = np.asarray(a).astype(dtype, copy=False)
     return jnp.asarray(host, dtype=host.dtype)  # a transfer (without the dtype, jnp.asarray compiles a copy)

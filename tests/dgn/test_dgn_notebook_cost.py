@@ -65,6 +65,8 @@ def test_as_dtype_equals_jax_cast(dtype):
             np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
         same = jnp.ones(3, dt)
         assert as_dtype(same, dt) is same
+        weak = jnp.asarray(0.5)  # weakly typed, as jnp.asarray(weak, dt) is not
+        assert not as_dtype(weak, dt).weak_type and as_dtype(weak, dt).dtype == dt
 
 
 def test_load_problem_cache_is_bit_exact(tmp_path):
