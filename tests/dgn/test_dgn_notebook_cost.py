@@ -37,15 +37,24 @@ def lowered_programs(caplog, fn):
 
 
 def test_a_notebook_compiles_one_program_per_computation(caplog):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     data, cfg = small_problem(), dgn.DGNConfig()
     params0 = dgn.init_colab(data.n_features, (5, 2, 1), 3)
 
-    def notebook():
+    def notebook():  # the notebooks' cells, figures included
         _, history = dgn.fit(params0, data, 1e-3, 2, cfg, dtype="float64", progress=False, log=None)
+        dgn.plot_learning_curves(history)
         forms = dgn.compare_weight_forms(params0, data, history, 1e-3, [1e-3, 1e-2], cfg, dtype="float64")
         dgn.format_weight_forms(forms)
+        dgn.plot_weight_forms(forms)
         many = dgn.run_seeds(data, 3, 1e-3, 2, cfg, (5, 2, 1), 3)
         dgn.format_seeds_summary(dgn.seeds_summary(many))
+        dgn.plot_seeds(many)
+        plt.close("all")
 
     assert lowered_programs(caplog, notebook) == [
         "_epoch_program", "_run_many_program", "_split_key", "_init_many", "_run_many_program"]
