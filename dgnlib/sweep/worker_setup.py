@@ -35,4 +35,5 @@ IPCKernelManager.ipykernel_log_level = "ERROR"
 
 
 def dask_setup(worker) -> None:  # noqa: ARG001 - the preload protocol's hook; the work is done on import
-    """Nothing more to do: SIGINT is ignored from the import of this module on."""
+    """Nothing more to do: SIGINT is ignored, and the log settings above apply, from the import of this
+    module on."""
