@@ -18,7 +18,7 @@ concept                module                      names
 options, computation   ``dgn.model``               DGNConfig, gates, forward, predict, predict_batch,
                                                    step, sample_loss
 parameters, init       ``dgn.params``              DGNParams, init_colab, init, init_many, stack_params
-a run's inputs         ``dgn.inputs``              precision, validate_data, prepare_inputs
+a run's inputs         ``dgn.inputs``              precision, validate_data, prepare_inputs, as_dtype
 compiled training      ``dgn.training``            train_epoch, epoch_metrics, run, run_many, RunResult
 divergence             ``dgn.divergence``          DivergenceWarning, diverged_epoch
 epoch-by-epoch, log    ``dgn.epoch_log``           iterate_epochs, fit, format_epoch_line, header_lines
@@ -39,7 +39,7 @@ from .model import (
     forward, predict, predict_batch, step, sample_loss,
 )
 from .params import DGNParams, validate_architecture, init, init_colab, init_many, stack_params
-from .inputs import PRECISIONS, precision, float_dtype, validate_data, prepare_inputs
+from .inputs import PRECISIONS, precision, float_dtype, validate_data, prepare_inputs, as_dtype
 from .training import train_epoch, epoch_metrics, RunResult, run, run_many
 from .divergence import DivergenceWarning, diverged_epoch, divergence_message, warn_diverged, warn_if_diverged
 from .epoch_log import iterate_epochs, fit, format_epoch_line, header_lines
@@ -54,7 +54,7 @@ __all__ = [
     "LOSSES", "WEIGHT_FORMS", "SATURATION_RULES", "DGNConfig", "validate_config", "gates", "drive",
     "learn_mask", "forward", "predict", "predict_batch", "step", "sample_loss", "DGNParams",
     "validate_architecture", "init", "init_colab", "init_many", "stack_params", "PRECISIONS",
-    "precision", "float_dtype", "validate_data", "prepare_inputs", "train_epoch", "epoch_metrics",
+    "precision", "float_dtype", "validate_data", "prepare_inputs", "as_dtype", "train_epoch", "epoch_metrics",
     "RunResult", "run", "run_many", "DivergenceWarning", "diverged_epoch", "divergence_message",
     "warn_diverged", "warn_if_diverged", "iterate_epochs", "fit", "format_epoch_line",
     "header_lines", "FORM_LABELS", "WeightFormComparison", "compare_weight_forms",

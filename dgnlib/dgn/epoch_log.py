@@ -15,7 +15,7 @@ import numpy as np
 
 from ..checks import positive_int, positive_number
 from .divergence import divergence_message, warn_diverged
-from .inputs import precision, prepare_inputs
+from .inputs import as_dtype, precision, prepare_inputs
 from .model import DGNConfig, predict_batch, validate_config
 from .params import DGNParams
 from .training import epoch_metrics, train_epoch
@@ -56,11 +56,11 @@ def iterate_epochs(params: DGNParams, data, learning_rate, epochs: int, cfg: DGN
     epochs = positive_int("epochs", epochs, minimum=0)
     with precision(dtype):
         cfg, params, arrays, learning_rate = prepare_inputs(params, data, cfg, dtype, learning_rate)
+        zero_rate = as_dtype(0.0, learning_rate.dtype)  # made on the host: 0 * learning_rate would compile
     diverged = False
     for epoch in range(epochs + 1):
         with precision(dtype):
-            params, train, test = _epoch_program(params, *arrays, learning_rate if epoch else 0 * learning_rate,
-                                                 cfg)
+            params, train, test = _epoch_program(params, *arrays, learning_rate if epoch else zero_rate, cfg)
             record = {"epoch": epoch}
             record.update({f"train_{k}": float(v) for k, v in train.items()})
             record.update({f"test_{k}": float(v) for k, v in test.items()})

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple, Sequence
 
 import jax
@@ -79,14 +80,14 @@ def compare_weight_forms(params: DGNParams, data, history: dict, learning_rate: 
     records = [{"form": cfg.weight_form, "learning_rate": float(learning_rate), "epoch": epochs, "dtype": dtype,
                 "diverged_epoch": int(np.argmax(bad)) if bad.any() else -1,
                 **{f"{split}_{m}": float(history[f"{split}_{m}"][-1]) for split in ("test", "train") for m in names}}]
-    last = np.asarray(per_neuron.train["loss"]), np.asarray(per_neuron.test["loss"])
+    # on the host: indexing the JAX arrays would compile a slicing program per index shape
+    metrics = {(split, m): np.asarray(getattr(per_neuron, split)[m]) for split in ("test", "train") for m in names}
     for i, rate in enumerate(rates):
-        bad = ~(np.isfinite(last[0][i]) & np.isfinite(last[1][i]))
+        bad = ~(np.isfinite(metrics["train", "loss"][i]) & np.isfinite(metrics["test", "loss"][i]))
         records.append({
             "form": "per_neuron", "learning_rate": float(rate), "epoch": epochs, "dtype": dtype,
             "diverged_epoch": int(np.argmax(bad)) if bad.any() else -1,
-            **{f"{split}_{m}": float(getattr(per_neuron, split)[m][i, -1]) for split in ("test", "train")
-               for m in names}})
+            **{f"{split}_{m}": float(metrics[split, m][i, -1]) for split in ("test", "train") for m in names}})
     return WeightFormComparison(records, history, per_neuron)
 
 
@@ -133,9 +134,15 @@ def run_seeds(data, n_seeds: int, learning_rate, epochs: int, cfg: DGNConfig, n_
     Returns:
         A :class:`dgnlib.dgn.RunResult` with metrics ``(n_seeds, epochs + 1)``.
     """
-    keys = jax.random.split(jax.random.key(key), positive_int("n_seeds", n_seeds))
+    keys = _split_key(key, positive_int("n_seeds", n_seeds))
     return run_many(init_many(keys, data.n_features, n_neurons, n_branches), data, learning_rate, epochs, cfg,
                     dtype=dtype)
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _split_key(key: int, n: int):
+    # one compiled program instead of the three that jax.random.key and split compile when called eagerly
+    return jax.random.split(jax.random.key(key), n)
 
 
 def seeds_summary(result: RunResult, split: str = "test") -> list:
@@ -152,7 +159,7 @@ def seeds_summary(result: RunResult, split: str = "test") -> list:
     out = []
     metrics = getattr(result, split)
     for metric in [m for m in ("loss", "accuracy") if m in metrics]:
-        final = np.asarray(metrics[metric][:, -1])
+        final = np.asarray(metrics[metric])[:, -1]  # sliced on the host: no slicing program compiled
         out.append({"split": split, "metric": metric, "n": int(final.shape[0]), "mean": float(final.mean()),
                     "std": float(final.std()), "min": float(final.min()), "max": float(final.max())})
     return out

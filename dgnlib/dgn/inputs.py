@@ -16,7 +16,7 @@ from ..checks import check_finite, choice, positive_number
 from .model import DGNConfig, validate_config
 from .params import DGNParams
 
-__all__ = ["PRECISIONS", "precision", "float_dtype", "validate_data", "prepare_inputs"]
+__all__ = ["PRECISIONS", "precision", "float_dtype", "validate_data", "prepare_inputs", "as_dtype"]
 
 PRECISIONS = ("float32", "float64")
 
@@ -98,6 +98,26 @@ def prepare_inputs(params: DGNParams, data, cfg: DGNConfig, dtype: str, learning
     x_te, y_te = validate_data(data.x_test, data.y_test, n_features, cfg, "x_test")
     positive_number("learning_rate", learning_rate)
     dt = float_dtype(dtype)
-    cast = lambda a: jnp.asarray(a, dt)  # noqa: E731
-    params = jax.tree_util.tree_map(cast, params)
-    return cfg, params, tuple(cast(a) for a in (x_tr, y_tr, x_te, y_te)), cast(learning_rate)
+    params = jax.tree_util.tree_map(lambda a: as_dtype(a, dt), params)
+    return cfg, params, tuple(as_dtype(a, dt) for a in (x_tr, y_tr, x_te, y_te)), as_dtype(learning_rate, dt)
+
+
+def as_dtype(a, dtype):
+    """``a`` as a JAX array of ``dtype``, converted on the host.
+
+    ``jnp.asarray(a, dtype)`` converts on the device, which compiles one small XLA program per
+    shape and dtype (a whole notebook compiled six of them, one more per new data shape); a NumPy
+    cast (round to nearest, as XLA's) and one transfer compile nothing. A JAX array already of
+    ``dtype`` (and not weakly typed) is returned as it is.
+
+    Arguments:
+        a: a number, a NumPy array or a JAX array.
+        dtype: the JAX dtype (``jnp.float32`` or ``jnp.float64``).
+
+    Returns:
+        The JAX array.
+    """
+    if isinstance(a, jax.Array) and a.dtype == dtype and not a.weak_type:
+        return a
+    host = np.asarray(a).astype(dtype, copy=False)
+    return jnp.asarray(host, dtype=host.dtype)  # a transfer (without the dtype, jnp.asarray compiles a copy)

@@ -62,8 +62,9 @@ def plot_weight_forms(comparison, ax=None):
     epochs = comparison.baseline["epoch"]
     ax.plot(epochs, comparison.baseline["test_loss"], "k-o",
             label=f"{base['form'].replace('_', '-')} form, rate {base['learning_rate']:g}")
+    test_loss = np.asarray(comparison.per_neuron.test["loss"])  # indexed on the host: no slicing program compiled
     for i, row in enumerate(rows):
-        ax.plot(epochs, comparison.per_neuron.test["loss"][i], "--", label=f"per-neuron, rate {row['learning_rate']:g}")
+        ax.plot(epochs, test_loss[i], "--", label=f"per-neuron, rate {row['learning_rate']:g}")
     ax.set_xlabel(EPOCH_LABEL)
     ax.set_ylabel("test loss")
     ax.set_title("weight forms")

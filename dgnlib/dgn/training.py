@@ -19,7 +19,7 @@ import numpy as np
 
 from ..checks import positive_int
 from .divergence import warn_if_diverged
-from .inputs import precision, prepare_inputs
+from .inputs import as_dtype, precision, prepare_inputs
 from .model import DGNConfig, forward, gates, predict_batch, sample_loss, step, validate_config
 from .params import DGNParams
 
@@ -258,7 +258,7 @@ def run_many(params: DGNParams, data, learning_rate, epochs: int, cfg: DGNConfig
         raise ValueError(f"chunk_size must be an int in [1, {n_nets}] (the number of networks), got {chunk_size}")
     with precision(dtype):
         cfg, params, arrays, learning_rate = prepare_inputs(params, data, cfg, dtype, learning_rate)
-        learning_rate = jnp.broadcast_to(learning_rate, (n_nets,))
+        learning_rate = as_dtype(np.broadcast_to(np.asarray(learning_rate), (n_nets,)), learning_rate.dtype)
         result = _result(*_run_many_program(params, *arrays, learning_rate, epochs, cfg, chunk_size))
     warn_if_diverged(result, learning_rate, cfg, dtype, epochs, "run_many")
     return result

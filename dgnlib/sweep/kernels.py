@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from typing import List, Optional
 
 from jupyter_client.manager import KernelManager
 
@@ -38,4 +39,23 @@ class IPCKernelManager(KernelManager):
                 os.makedirs(runtime, mode=0o700, exist_ok=True)
                 kwargs["ip"] = os.path.join(runtime, f"dgnlib-{uuid.uuid4().hex[:16]}-ipc")
         super().__init__(**kwargs)
+
+    #: ``--IPKernelApp.log_level`` given to IPython kernels (None: their own default, WARNING). The
+    #: sweep's Dask workers set ``"ERROR"`` (:mod:`dgnlib.sweep.worker_setup`): a kernel whose worker
+    #: is stopped (Ctrl-C) exits by itself and would otherwise print "Parent appears to have exited" to
+    #: the terminal of the sweep. Errors, and everything a notebook prints, are unaffected.
+    ipykernel_log_level: Optional[str] = None
+
+    def format_kernel_cmd(self, extra_arguments: Optional[List[str]] = None) -> List[str]:
+        """The kernel's command line, with :attr:`ipykernel_log_level` for an IPython kernel.
+
+        Arguments:
+            extra_arguments: arguments appended to the kernel spec's command (jupyter_client's).
+
+        Returns:
+            The command as a list of strings."""
+        cmd = super().format_kernel_cmd(extra_arguments)
+        if self.ipykernel_log_level and any("ipykernel" in part for part in cmd):
+            cmd.append(f"--IPKernelApp.log_level={self.ipykernel_log_level}")
+        return cmd
 

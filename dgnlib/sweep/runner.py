@@ -133,7 +133,10 @@ def _dask_client(client=None, scheduler: Optional[str] = None, scheduler_file: O
         with c:
             yield c
         return
+    # no dashboard; the scheduler's HTTP server (health, metrics) on a free port: on its default, 8787, it
+    # warned "Port 8787 is already in use" whenever another cluster ran on the machine
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      scheduler_kwargs={"dashboard_address": ":0"},
                       preload=["dgnlib.sweep.worker_setup"]) as cluster, Client(cluster) as c:  # workers ignore Ctrl-C
         yield c
 

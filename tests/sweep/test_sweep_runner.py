@@ -163,8 +163,9 @@ def test_ipc_kernels_get_their_own_socket_paths():
 
 def test_ctrl_c_stops_the_sweep_in_one_line_and_keeps_it_resumable(tmp_path):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while two runs execute on a
-    2-worker LocalCluster: the command exits 130 with one line saying how to resume, no tracebacks
-    (the workers ignore SIGINT, dgnlib.sweep.worker_setup; the client closes the cluster), and the
+    2-worker LocalCluster: the command exits 130 with one line saying how to resume, no tracebacks and
+    no warnings (the workers ignore SIGINT and log no cancelled task, their kernels no orphaning,
+    dgnlib.sweep.worker_setup; the client closes the cluster), and the
     interrupted runs stay 'running', which the next `run` resumes."""
     import signal
     import time
@@ -196,4 +197,8 @@ def test_ctrl_c_stops_the_sweep_in_one_line_and_keeps_it_resumable(tmp_path):
     assert proc.returncode == 130, out
     assert "interrupted: finished runs are kept; the same command resumes the others" in out
     assert "Traceback" not in out and len(out.splitlines()) < 12, out
+    # no WARNING of the workers (a cancelled task) or of their orphaned kernels, no port warning at start
+    assert "WARNING" not in out and "Warning" not in out, out
+    lines = out.splitlines()
+    assert [line for line in lines if "started " not in line] == [lines[-1]], out  # Ctrl-C prints one line
     assert [sweep.read_status(runs / n)["status"] for n in ("x=1", "x=2")] == ["running", "running"]
