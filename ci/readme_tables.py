@@ -5,7 +5,8 @@ Each block of the README between ``<!-- results:NAME -->`` and ``<!-- /results:N
 text that ``python3 -m dgnlib.sweep aggregate results/NAME`` prints (the table, then the run
 counts), in a code block; a block ``NAME.cost`` holds the wall time of each configuration of
 ``results/NAME`` (the sum over its units, from their status files), its seeds and the commit(s)
-and devices it ran on. This script rewrites the blocks from the files, or checks that they
+and devices it ran on; a block ``NAME.log`` holds the summary lines (``chosen``, ``one-pass``,
+``forgetting <learner>:``) of the full run's log ``expected_outputs/NAME_full.txt``. This script rewrites the blocks from the files, or checks that they
 agree with them (``--check``, run by ``make test`` through ``tests/test_readme_tables.py``)::
 
     python3 ci/readme_tables.py            # rewrite every block from results/
@@ -53,11 +54,20 @@ def cost_text(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
+SUMMARY = re.compile(r"^(chosen |one-pass |forgetting \w+: )")
+
+
 def block_text(name: str, root: Path = ROOT) -> str:
     """The body of block ``name``: ``aggregate``'s text for ``results/<name>`` in a code block
-    (``<name>.cost``: :func:`cost_text` of ``results/<name>``)."""
+    (``<name>.cost``: :func:`cost_text` of ``results/<name>``; ``<name>.log``: the summary lines of
+    ``expected_outputs/<name>_full.txt``)."""
     from dgnlib.sweep import aggregate_dir
 
+    if name.endswith(".log"):
+        path = root / "expected_outputs" / f"{name[:-len('.log')]}_full.txt"
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if SUMMARY.match(ln)] if path.is_file() else []
+        text = "\n".join(lines) or f"(no full run in {path.relative_to(root)} yet)"
+        return f"```text\n{text}\n```\n"
     if name.endswith(".cost"):
         run_dir = root / "results" / name[:-len(".cost")]
         try:

@@ -36,3 +36,17 @@ def test_render_writes_the_aggregate_text_of_a_results_directory(tmp_path):
     assert cost[1].startswith("configuration") and cost[2].split()[:4] == ["mnist", "1x256", "bp,", "1"]
     assert "1.5 min" in cost[2] and cost[2].split()[4:6] == ["2", "1.5"]  # 1 unit, 2 seeds, 90 s
     assert readme_tables.render(out, tmp_path) == out  # stable
+
+
+def test_log_block_holds_the_summary_lines_of_the_full_run(tmp_path):
+    (tmp_path / "expected_outputs").mkdir()
+    (tmp_path / "expected_outputs" / "demo_full.txt").write_text(
+        "# header\ncurve mnist DGN lr 1e-03 seed 0 samples    250: accuracy 0.5000\nchosen mnist DGN: lr 1e-03\n"
+        "one-pass mnist DGN lr 1e-03: test accuracy 0.9400 ± 0.0010 (3 seeds)\n"
+        "forgetting DGN seed 0 after task 1: 0.9 0.1\nforgetting DGN: average 0.8 ± 0.0, drop on task 1 0.1 ± 0.0 (1 seeds)\n")
+    out = readme_tables.render("<!-- results:demo.log -->\n<!-- /results:demo.log -->\n", tmp_path)
+    body = out.split("```text\n")[1].split("```")[0].splitlines()
+    assert body == ["chosen mnist DGN: lr 1e-03", "one-pass mnist DGN lr 1e-03: test accuracy 0.9400 ± 0.0010 (3 seeds)",
+                    "forgetting DGN: average 0.8 ± 0.0, drop on task 1 0.1 ± 0.0 (1 seeds)"]
+    assert "(no full run in expected_outputs/none_full.txt yet)" in readme_tables.render(
+        "<!-- results:none.log -->\n<!-- /results:none.log -->\n", tmp_path)
