@@ -20,7 +20,8 @@ preprocessing          ``gln.preprocess``    Moments, init_moments, chunk_moment
 per-sample model       ``gln.model``         logit_bound, input_logits, context_index,
                                              neuron_drive, forward, step
 compiled passes        ``gln.training``      TrainResult, Stream, prepare_inputs, gate_bits, train,
-                                             train_many, make_stream, train_segment, scores,
+                                             train_many, make_stream, check_segment,
+                                             train_segment, scores,
                                              accuracy
 the online MLP         ``gln.mlp``           MLPConfig, MLPParams, init_mlp, mlp_logits, mlp_step,
   baseline                                   train_mlp_segment, mlp_accuracy, count_weights,
@@ -44,7 +45,7 @@ from .params import GLNParams, Gating, layer_inputs, init_weights, init_gating, 
 from .preprocess import Moments, init_moments, chunk_moments, standardised, network_inputs, deskew
 from .model import logit_bound, input_logits, context_index, neuron_drive, forward, step
 from .training import (TrainResult, Stream, prepare_inputs, gate_bits, train, train_many, make_stream,
-                       train_segment, scores, accuracy)
+                       check_segment, train_segment, scores, accuracy)
 from .mlp import (MLPConfig, MLPParams, init_mlp, mlp_logits, mlp_step, train_mlp_segment, mlp_accuracy,
                   count_weights, mlp_hidden_for)
 from .data import OnePassData, load_one_pass_data
@@ -58,7 +59,7 @@ __all__ = [
     "as_schedule", "rate_at", "GLNParams", "Gating", "layer_inputs", "init_weights", "init_gating",
     "init", "Moments", "init_moments", "chunk_moments", "standardised", "network_inputs", "deskew",
     "logit_bound", "input_logits", "context_index", "neuron_drive", "forward", "step", "TrainResult",
-    "Stream", "prepare_inputs", "gate_bits", "train", "train_many", "make_stream", "train_segment", "scores",
+    "Stream", "prepare_inputs", "gate_bits", "train", "train_many", "make_stream", "check_segment", "train_segment", "scores",
     "accuracy", "MLPConfig", "MLPParams", "init_mlp", "mlp_logits", "mlp_step", "train_mlp_segment",
     "mlp_accuracy", "count_weights", "mlp_hidden_for", "Learner", "CurveResult", "ForgettingResult",
     "checkpoint_chunks", "learning_curves", "permute_pixels", "permuted_tasks", "format_curve_line",

@@ -226,18 +226,20 @@ def learning_curves(learners: Sequence[Learner], x_train, y_train, x_eval, y_eva
     return CurveResult(marks * chunk_size, accuracy, rates, seeds)
 
 
+def _best_index(result: CurveResult, name: str) -> int:
+    return int(np.argmax(result.accuracy[name][:, :, -1].mean(axis=1)))
+
+
 def best_rate(result: CurveResult, name: str) -> float:
     """The rate (schedule maximum) of ``name`` with the best mean final accuracy over seeds."""
-    final = result.accuracy[name][:, :, -1].mean(axis=1)
-    return float(result.rates[name][int(np.argmax(final))])
+    return float(result.rates[name][_best_index(result, name)])
 
 
 def with_best_rate(learner: Learner, result: CurveResult) -> Learner:
     """``learner`` with the one rate of its search that reached the best mean final accuracy
     (:func:`best_rate`), the rest of its schedule kept."""
-    sched = _rates(learner.learning_rate)
-    k = int(np.argmax(result.accuracy[learner.name][:, :, -1].mean(axis=1)))
-    return learner._replace(learning_rate=Schedule(*(float(a[k]) for a in sched)))
+    k = _best_index(result, learner.name)
+    return learner._replace(learning_rate=Schedule(*(float(a[k]) for a in _rates(learner.learning_rate))))
 
 
 def permute_pixels(x, n_tasks: int, seed: int = 0):

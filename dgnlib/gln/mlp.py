@@ -19,7 +19,7 @@ from ..checks import positive_int
 from .config import GLNConfig
 from .params import layer_inputs
 from .schedule import as_schedule, rate_at
-from .training import Stream, prepare_inputs
+from .training import Stream, check_segment, prepare_inputs
 
 __all__ = ["MLPConfig", "MLPParams", "init_mlp", "mlp_logits", "mlp_step", "train_mlp_segment",
            "mlp_accuracy", "count_weights", "mlp_hidden_for"]
@@ -150,14 +150,7 @@ def train_mlp_segment(params: MLPParams, stream: Stream, start: int, stop: int, 
     Returns:
         ``(params, n_seen)`` after the segment.
     """
-    if not isinstance(stream, Stream):
-        raise TypeError(f"stream must be a dgnlib.gln.Stream (from make_stream), got {type(stream).__name__}")
-    n_chunks = stream.x.shape[0]
-    positive_int("start", start, minimum=0)
-    positive_int("stop", stop, minimum=0)
-    if not start <= stop <= n_chunks:
-        raise ValueError(f"start and stop must satisfy 0 <= start <= stop <= {n_chunks} (chunks in the stream), "
-                         f"got start={start}, stop={stop}")
+    check_segment(stream, start, stop)
     if params.weights[0].shape[-2] != stream.x.shape[2]:
         raise ValueError(f"params.weights[0] must have {stream.x.shape[2]} rows (the stream's features), "
                          f"got shape {params.weights[0].shape}")

@@ -25,7 +25,7 @@ from .preprocess import Moments, chunk_moments, init_moments, network_inputs
 from .schedule import as_schedule, rate_at
 
 __all__ = ["TrainResult", "Stream", "prepare_inputs", "gate_bits", "train", "train_many", "make_stream",
-           "train_segment", "scores", "accuracy"]
+           "check_segment", "train_segment", "scores", "accuracy"]
 
 
 class TrainResult(NamedTuple):
@@ -263,6 +263,19 @@ def _segment_jit(params, gating, moments, n_seen, stream, start, stop, schedule,
     return jax.vmap(run, in_axes=(0, gating_axis, 0, 0, 0))(params, gating, moments, n_seen, schedule)
 
 
+def check_segment(stream, start, stop) -> None:
+    """``TypeError`` unless ``stream`` is a :class:`Stream`; ``ValueError`` naming ``start``/``stop``
+    unless ``0 <= start <= stop <= n_chunks`` (ints)."""
+    if not isinstance(stream, Stream):
+        raise TypeError(f"stream must be a dgnlib.gln.Stream (from make_stream), got {type(stream).__name__}")
+    n_chunks = stream.x.shape[0]
+    for name, v in (("start", start), ("stop", stop)):
+        positive_int(name, v, minimum=0)
+    if not start <= stop <= n_chunks:
+        raise ValueError(f"start and stop must satisfy 0 <= start <= stop <= {n_chunks} (chunks in the stream), "
+                         f"got start={start}, stop={stop}")
+
+
 def train_segment(params: GLNParams, gating: Gating, stream: Stream, start: int, stop: int, learning_rate,
                   cfg: GLNConfig = GLNConfig(), moments: Moments = None, n_seen=None):
     """Continue online learning over chunks ``start .. stop - 1`` of a stream: one compiled program
@@ -282,14 +295,7 @@ def train_segment(params: GLNParams, gating: Gating, stream: Stream, start: int,
         ``(params, moments, n_seen)`` after the segment, each with the leading axis ``S`` for sets.
     """
     cfg = validate_config(cfg)
-    if not isinstance(stream, Stream):
-        raise TypeError(f"stream must be a dgnlib.gln.Stream (from make_stream), got {type(stream).__name__}")
-    n_chunks = stream.x.shape[0]
-    for name, v in (("start", start), ("stop", stop)):
-        positive_int(name, v, minimum=0)
-    if not start <= stop <= n_chunks:
-        raise ValueError(f"start and stop must satisfy 0 <= start <= stop <= {n_chunks} (chunks in the stream), "
-                         f"got start={start}, stop={stop}")
+    check_segment(stream, start, stop)
     many = np.ndim(params.weights[0]) == 5
     lead = (params.weights[0].shape[0],) if many else ()
     _check_shapes(params, gating, stream.x.shape[2], cfg, lead=lead)
