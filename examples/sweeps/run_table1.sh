@@ -14,6 +14,8 @@ set -u
 cd "$(dirname "$0")/../.."
 ROOT=${1:-runs}
 export MPLBACKEND=Agg
+# a paused run (kill -STOP, e.g. to free the cores for a while) is not restarted by the Dask scheduler
+export DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL=None
 # units finished elsewhere (committed in results/) count as finished here: their status and records are
 # copied into the run directories first (never over a file already there)
 for d in table1 lt_gap; do
