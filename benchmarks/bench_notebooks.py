@@ -34,7 +34,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -44,15 +43,8 @@ NOTEBOOKS = {  # name: (problem, learning rate, epochs), the notebooks' paramete
     "dgn_regression": ("regression", 1e-5, 10),
 }
 WARM_TARGET, COLD_TARGET = 1 / 3, 1 / 2  # notebook time / colab time
-COLAB_LOOP = textwrap.dedent('''\
-    from dgnlib.dgn import load_problem
-    from dgnlib.dgn.reference import run_numpy
-    problem = "{problem}"
-    data = load_problem(problem)
-    for r in run_numpy(data, learning_rate={learning_rate}, epochs={epochs},
-                       classification=problem == "classification", implementation="literal"):
-        print(r)
-    ''')
+# the colab's literal loop as a one-cell notebook: the template bench_dgn.py times too
+from bench_dgn import COLAB_LITERAL as COLAB_LOOP  # noqa: E402  (benchmarks/ is on sys.path when run)
 NOTEBOOK_IMPORTS = ("import matplotlib.pyplot as plt; from dgnlib import dgn, runtime; "
                     "from dgnlib.textvalues import list_parameter")
 
