@@ -3,8 +3,9 @@
 
 Each block of the README between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` holds the
 text that ``python3 -m dgnlib.sweep aggregate results/NAME`` prints (the table, then the run
-counts), in a code block; a block ``NAME.cost`` holds the wall time of each configuration of
-``results/NAME`` (the sum over its units, from their status files), its seeds and the commit(s)
+counts), in a code block; a block ``NAME.cost`` holds the wall and CPU time of each configuration of
+``results/NAME`` (the sum over its units of their epochs' times, or their status files' wall time for
+units that predate those), its seeds and the commit(s)
 and devices it ran on; a block ``NAME.log`` holds the summary lines (``chosen``, ``one-pass``,
 ``forgetting <learner>:``) of the full run's log ``expected_outputs/NAME_full.txt``. This script rewrites the blocks from the files, or checks that they
 agree with them (``--check``, run by ``make test`` through ``tests/test_readme_tables.py``)::
@@ -28,8 +29,22 @@ README = ROOT / "README.md"
 BLOCK = re.compile(r"(<!-- results:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 
+def _unit_cost(status: dict, result: dict):
+    """``(wall seconds, CPU seconds or None, timed per epoch?)`` of one unit: the sums of its epochs'
+    times (``epoch_s`` of its ``result.json``: every execution of a resumed unit, without pauses in
+    the CPU time) when it has them for every epoch, else its status's wall time (the last execution
+    only, kernel start included) and no CPU time."""
+    times = list((result.get("epoch_s") or {}).values())
+    walls = [w for t in times for w in t.get("wall", [])]
+    cpus = [c for t in times for c in t.get("cpu", [])]
+    if walls and None not in walls and None not in cpus and len(cpus) == len(walls):
+        return sum(walls), sum(cpus), True
+    return float(status.get("wall_time_s") or 0.0), None, False
+
+
 def cost_text(run_dir: Path) -> str:
-    """Wall time per configuration of the finished runs in ``run_dir``: one line each, in run order."""
+    """Wall and CPU time per configuration of the finished runs in ``run_dir``: one line each, in run
+    order (:func:`_unit_cost` of each unit, summed)."""
     from dgnlib.atomic import read_json
     from dgnlib.sweep import load_records
 
@@ -42,15 +57,25 @@ def cost_text(run_dir: Path) -> str:
         if r.run not in c["runs"]:
             status, result = read_json(run_dir / r.run / "status.json"), read_json(run_dir / r.run / "result.json")
             env = result.get("environment") or {}
-            c["runs"][r.run] = (float(status.get("wall_time_s") or 0.0), str(env.get("dgnlib_commit", "?"))[:7],
+            c["runs"][r.run] = (*_unit_cost(status, result), str(env.get("dgnlib_commit", "?"))[:7],
                                 f"{env.get('devices', '?')}, {env.get('cpu_count', '?')} CPU cores")
-    lines = ["configuration (data set, depth, rule, protocol)           units  seeds  wall time  commit   machine"]
+    lines = ["configuration (data set, depth, rule, protocol)           units  seeds  wall time   CPU time  commit   machine"]
+    untimed = False
     for (ds, arch, rule, protocol), c in configs.items():
-        wall = sum(w for w, _, _ in c["runs"].values())
-        commits = ",".join(sorted({cm for _, cm, _ in c["runs"].values()}))
-        machines = "; ".join(sorted({m for _, _, m in c["runs"].values()}))
+        units = c["runs"].values()
+        wall = sum(u[0] for u in units)
+        timed = all(u[2] for u in units)
+        untimed |= not timed
+        cpu = f"{sum(u[1] for u in units) / 60:>6.1f} min" if timed else f"{'-':>10}"
+        commits = ",".join(sorted({u[3] for u in units}))
+        machines = "; ".join(sorted({u[4] for u in units}))
         label = f"{ds} {arch} {rule}, {protocol}"
-        lines.append(f"{label:<58} {len(c['runs']):>5}  {c['seeds']:>5}  {wall / 60:>6.1f} min  {commits:<7}  {machines}")
+        lines.append(f"{label:<58} {len(c['runs']):>5}  {c['seeds']:>5}  {wall / 60:>6.1f} min{' ' if timed else '*'} "
+                     f"{cpu}  {commits:<7}  {machines}")
+    if untimed:
+        lines.append("* from the sweep's status of a unit that did not record its epochs' times (commits before "
+                     "those times were saved):\n  the wall time of its last execution, kernel start included; "
+                     "earlier executions of a resumed unit are missing and pauses are counted")
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ is shared by all seeds. :func:`place_run` shards the state over a 1-D mesh with 
 and their outputs keep the seed sharding::
 
     state, data = place_run(init_run(cfg, n_in), data)
-    for state, m, sec in iterate_epochs(state, data, cfg): ...
+    for state, m, took in iterate_epochs(state, data, cfg): ...
     seed_devices(state)          # -> number of devices the seeds are spread over
 
 Seeds are independent, so no communication is needed. The numbers equal one device's up to float32

@@ -140,20 +140,25 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, rule, moment
     next(gen)
     gen.close()
     assert ckpt.read_manifest(path)["metadata"]["epoch"] == 1
+    saved = ckpt.read_manifest(path)["metadata"]
     lines = []
     state, hist, secs = run(cfg, data, checkpoint=path, log=lines.append)
-    assert secs[0] is None and all(s is not None for s in secs[1:])  # epoch 1 restored, not recomputed
+    assert [t.restored for t in secs] == [True, False, False]  # epoch 1 restored, not recomputed
+    # the restored epoch keeps the times it was saved with; the trained ones are measured now
+    assert (secs[0].wall_s, secs[0].cpu_s) == (saved["epoch_wall_s"][0], saved["epoch_cpu_s"][0])
+    assert all(t.wall_s > 0 and t.cpu_s > 0 for t in secs)
     assert "resumed from" in lines[0] and "after epoch 1 of 3" in lines[0]
     history_equal(hist, ref_hist)
     for x, y in zip(jax.tree.leaves(state), jax.tree.leaves(ref_state)):
         assert np.array_equal(np.asarray(x), np.asarray(y))
-    # a finished checkpoint: everything restored, nothing trained
+    # a finished checkpoint: everything restored, nothing trained, the times of both sessions kept
     _, hist2, secs2 = run(cfg, data, checkpoint=path, log=None)
-    assert secs2 == [None] * 3
+    assert secs2 == [t._replace(restored=True) for t in secs]
     history_equal(hist2, ref_hist)
     # extending the run continues from epoch 3
     _, hist4, secs4 = run(cfg._replace(epochs=4), data, checkpoint=path, log=None)
-    assert secs4[:3] == [None] * 3 and secs4[3] is not None and len(hist4) == 4
+    assert [t.restored for t in secs4] == [True] * 3 + [False] and len(hist4) == 4
+    assert secs4[:3] == secs2
 
 
 def test_resume_refuses_other_config_data_or_fewer_epochs(tmp_path):

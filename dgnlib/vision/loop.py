@@ -1,9 +1,10 @@
 """The host loop over epochs of one run, with checkpoints: :func:`iterate_epochs`.
 
-``for state, metrics, seconds in iterate_epochs(state, data, cfg, checkpoint=path): ...`` runs
+``for state, metrics, took in iterate_epochs(state, data, cfg, checkpoint=path): ...`` runs
 :func:`~dgnlib.vision.train_epoch` ``cfg.epochs`` times, with a progress bar, solver-failure
 warnings, and (with ``checkpoint=``) the state and metric history saved atomically after every
-epoch. A run that finds its checkpoint resumes after the last saved epoch and ends with exactly
+epoch, with each epoch's wall and CPU seconds (:class:`EpochTime`), so that the cost of a run
+interrupted and resumed over several sessions is still known. A run that finds its checkpoint resumes after the last saved epoch and ends with exactly
 the numbers of an uninterrupted run. A checkpoint file (:mod:`dgnlib.checkpoint`) carries the
 run's identity (:func:`checkpoint_identity`: config and data fingerprints) and is refused by any
 other run; its kind string :data:`CHECKPOINT_KIND` and the identity's keys are those of the
@@ -16,7 +17,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import numpy as np
@@ -29,12 +30,31 @@ from .config import TrainConfig, check_config, run_label
 from .epoch import RunState, check_data, check_state, train_epoch
 from .metrics import EpochMetrics, empty_history, stack_history
 
-__all__ = ["CHECKPOINT_KIND", "checkpoint_path", "checkpoint_identity", "save_checkpoint", "load_checkpoint",
-           "iterate_epochs"]
+__all__ = ["CHECKPOINT_KIND", "EpochTime", "checkpoint_path", "checkpoint_identity", "save_checkpoint",
+           "load_checkpoint", "iterate_epochs"]
 
 # The kind string of vision checkpoints since dgnlib's first checkpoints (module vision_training):
 # kept as it was, so that files written then still resume.
 CHECKPOINT_KIND = "dgnlib.vision_training.fit"
+
+
+class EpochTime(NamedTuple):
+    """What one epoch of :func:`iterate_epochs` cost: ``wall_s`` (seconds of wall time) and ``cpu_s``
+    (seconds of this process's CPU time, all threads: unlike the wall time, it does not count time
+    the process waited for cores it shared or was paused), both measured around the epoch's training
+    and metric transfer. ``restored``: the epoch was read from the checkpoint, not trained now; its
+    times are those saved with it, None when the file predates them."""
+
+    wall_s: Optional[float]
+    cpu_s: Optional[float]
+    restored: bool = False
+
+
+def _saved_times(meta: dict, n: int) -> List[EpochTime]:
+    """The first ``n`` epochs' times in a checkpoint's metadata (None where it has none)."""
+    wall, cpu = (list(meta.get(k) or [])[:n] for k in ("epoch_wall_s", "epoch_cpu_s"))
+    wall, cpu = (v + [None] * (n - len(v)) for v in (wall, cpu))
+    return [EpochTime(w, c, True) for w, c in zip(wall, cpu)]
 
 
 def checkpoint_path(directory: str | os.PathLike, dataset: str, cfg: TrainConfig) -> Path:
@@ -96,7 +116,7 @@ def checkpoint_identity(cfg: TrainConfig, data: VisionArrays) -> dict:
 
 
 def save_checkpoint(path: str | os.PathLike, state: RunState, history: Sequence[EpochMetrics],
-                    identity: dict) -> Path:
+                    identity: dict, times: Optional[Sequence[EpochTime]] = None) -> Path:
     """Atomically save a run after an epoch.
 
     Arguments:
@@ -104,6 +124,8 @@ def save_checkpoint(path: str | os.PathLike, state: RunState, history: Sequence[
       state: the runs' state after ``len(history)`` epochs.
       history: one :class:`~dgnlib.vision.EpochMetrics` per epoch done (arrays ``(S,)``).
       identity: :func:`checkpoint_identity` of the run.
+      times: one :class:`EpochTime` per epoch done (stored in the metadata as ``epoch_wall_s`` and
+        ``epoch_cpu_s``), or None.
 
     Returns:
       the path written.
@@ -111,10 +133,14 @@ def save_checkpoint(path: str | os.PathLike, state: RunState, history: Sequence[
     done = {int(e) for e in np.asarray(jax.device_get(state.epoch))}
     if done != {len(history)}:
         raise ValueError(f"state has done epochs {sorted(done)} but history holds {len(history)} epochs")
+    if times is not None and len(times) != len(history):
+        raise ValueError(f"times holds {len(times)} epochs but history holds {len(history)}")
     from .. import __version__
 
     meta = {**identity, "epoch": len(history), "jax": jax.__version__, "dgnlib": __version__,
             "platform": jax.devices()[0].platform}
+    if times is not None:
+        meta.update(epoch_wall_s=[t.wall_s for t in times], epoch_cpu_s=[t.cpu_s for t in times])
     return ckpt.save_pytree(path, {"state": state, "history": stack_history(history)}, meta)
 
 
@@ -151,7 +177,7 @@ def iterate_epochs(state: RunState, data: VisionArrays, cfg: TrainConfig, *, epo
                    progress: bool = True, desc: str = "", checkpoint: Optional[str | os.PathLike] = None,
                    log: Optional[Callable[[str], None]] = print,
                    ) -> Iterator[Tuple[RunState, EpochMetrics, Optional[float]]]:
-    """Generator over the epochs of one run: yields ``(state, metrics, seconds)`` after each.
+    """Generator over the epochs of one run: yields ``(state, metrics, took)`` after each.
 
     Arguments:
       state: the runs' state (:func:`~dgnlib.vision.init_run`; with ``checkpoint``, the initial one).
@@ -164,17 +190,18 @@ def iterate_epochs(state: RunState, data: VisionArrays, cfg: TrainConfig, *, epo
         atomically after every epoch. If it exists when the loop starts, it must belong to this
         config and data (else :class:`~dgnlib.checkpoint.CheckpointMismatchError` /
         :class:`~dgnlib.checkpoint.CheckpointCorruptError`); its state replaces ``state``, its
-        epochs are yielded first (with ``seconds=None`` and the restored state) and training
-        continues from there, with the numbers of an uninterrupted run.
+        epochs are yielded first (with the restored state and ``took.restored`` True: their
+        times are those saved with them) and training continues from there, with the numbers of
+        an uninterrupted run.
       log: receives the resume line (None: silent).
 
     Returns:
-      a generator. Solver failures: a ``RuntimeWarning`` (``cfg.on_failure="flag"``) or
+      a generator of ``(state, metrics, took)``, ``took`` an :class:`EpochTime`. Solver failures: a ``RuntimeWarning`` (``cfg.on_failure="flag"``) or
       :class:`~dgnlib.dic.steady_state.SteadyStateError` (``"raise"``) after the epoch.
     """
     cfg = check_config(cfg)
     epochs = cfg.epochs if epochs is None else positive_int("epochs", epochs, 0)
-    history, identity = [], None
+    history, times, identity = [], [], None
     if checkpoint is not None:
         check_state(state, cfg)
         check_data(data, state)
@@ -185,6 +212,7 @@ def iterate_epochs(state: RunState, data: VisionArrays, cfg: TrainConfig, *, epo
                              f"state has done {done} epochs")
         if Path(checkpoint).exists():
             state, history = load_checkpoint(checkpoint, state, identity)
+            times = _saved_times(ckpt.read_manifest(checkpoint)["metadata"], len(history))
             if len(history) > epochs:
                 raise ckpt.CheckpointMismatchError(
                     f"checkpoint {checkpoint} has {len(history)} epochs done, more than the {epochs} asked for")
@@ -200,13 +228,13 @@ def iterate_epochs(state: RunState, data: VisionArrays, cfg: TrainConfig, *, epo
 
         bar = tqdm(total=len(history) + todo, initial=len(history), desc=desc or cfg.rule, leave=False)
     try:
-        for metrics in list(history):
-            yield state, metrics, None
+        for metrics, took in zip(list(history), list(times)):
+            yield state, metrics, took
         for _ in range(todo):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             state, metrics = train_epoch(state, data, cfg)
             metrics = jax.device_get(metrics)
-            seconds = time.perf_counter() - t0
+            took = EpochTime(time.perf_counter() - t0, time.process_time() - c0)
             if not bool(np.all(metrics.solver.success)):
                 msg = (f"{cfg.rule}: a steady-state solve failed in epoch {int(np.max(metrics.epoch))} "
                        f"(seeds {[s for s, ok in zip(cfg.seeds, metrics.solver.success) if not ok]})")
@@ -215,11 +243,12 @@ def iterate_epochs(state: RunState, data: VisionArrays, cfg: TrainConfig, *, epo
                 warnings.warn(msg, RuntimeWarning, stacklevel=2)
             if checkpoint is not None:
                 history.append(metrics)
-                save_checkpoint(checkpoint, state, history, identity)
+                times.append(took)
+                save_checkpoint(checkpoint, state, history, identity, times)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(val_acc=f"{float(np.mean(metrics.val.accuracy)):.4f}")
-            yield state, metrics, seconds
+            yield state, metrics, took
     finally:
         if bar is not None:
             bar.close()

@@ -7,6 +7,7 @@ command line (``python -m dgnlib.vision train``)::
                              hidden=(256,), epochs=50, seeds=(0, 1, 2))
     results.records      # one result record per data set x rule x seed (dgnlib.vision.reports)
     results.wall_s       # {"mnist 1x256 bp": seconds, ...}
+    results.epoch_s      # {"mnist 1x256 bp": {"wall": [per epoch], "cpu": [per epoch]}, ...}
 
 For every data set and rule it builds the config, spreads the seeds over the local devices
 (:func:`dgnlib.sharding.place_run`), trains with :func:`~dgnlib.vision.iterate_epochs` (resuming
@@ -32,11 +33,21 @@ __all__ = ["BenchmarkResults", "run_benchmarks"]
 
 
 class BenchmarkResults(NamedTuple):
-    """What :func:`run_benchmarks` returns: ``records`` (list of result records, data set x rule x
-    seed, in run order) and ``wall_s`` (``{run label: seconds}``, restored epochs included)."""
+    """What :func:`run_benchmarks` returns.
+
+    Fields:
+      records: the result records, data set x rule x seed, in run order.
+      wall_s: ``{run label: seconds}``, the wall time of each run in this call (set-up and
+        compilation included; epochs restored from a checkpoint cost nothing here).
+      epoch_s: ``{run label: {"wall": [...], "cpu": [...]}}``, each epoch's wall and CPU seconds
+        (:class:`~dgnlib.vision.EpochTime`) over all the calls that trained it: a run resumed from a
+        checkpoint keeps the times of its earlier epochs (None where the checkpoint predates them).
+        JSON-ready, as the sweep's ``result.json`` stores it.
+    """
 
     records: List[dict]
     wall_s: Dict[str, float]
+    epoch_s: Dict[str, Dict[str, List[Optional[float]]]]
 
 
 def run_benchmarks(datasets: Union[str, Sequence[str]], rules: Union[str, Sequence[str]], *,
@@ -56,14 +67,14 @@ def run_benchmarks(datasets: Union[str, Sequence[str]], rules: Union[str, Sequen
         (:func:`~dgnlib.vision.checkpoint_path`) and resumes from its file when run again.
       log: receives the epoch lines and resume lines (None: silent).
       progress: a progress bar over each run's epochs.
-      epoch_times: end every epoch line with ``| <seconds> s`` (or ``| restored``).
+      epoch_times: end every epoch line with ``| <wall seconds> s`` (or ``| restored``).
       **config: the other :class:`~dgnlib.vision.TrainConfig` fields (``hidden``, ``epochs``,
         ``seeds``, ``learning_rate``, ``soft_target``, ``solver``, ``batch_size``,
         ``average_jacobian``, ...), checked by :func:`~dgnlib.vision.make_config`.
 
     Returns:
-      :class:`BenchmarkResults`: the records (:func:`~dgnlib.vision.records_from_history`) and
-      the wall time of each run. Before anything trains: ``ValueError`` for a bad setting (naming
+      :class:`BenchmarkResults`: the records (:func:`~dgnlib.vision.records_from_history`), the
+      wall time of each run and the wall and CPU time of each of its epochs. Before anything trains: ``ValueError`` for a bad setting (naming
       it), ``epochs`` < 1, or a ``checkpoint_dir`` that is a file.
     """
     datasets = as_choices("datasets", datasets, DATASETS)
@@ -79,7 +90,7 @@ def run_benchmarks(datasets: Union[str, Sequence[str]], rules: Union[str, Sequen
     unknown = sorted(set(data) - set(datasets))
     if unknown:
         raise ValueError(f"data holds data sets {unknown} that are not in datasets={list(datasets)}")
-    records, wall = [], {}
+    records, wall, epoch_s = [], {}, {}
     for ds in datasets:
         arrays = data[ds] if ds in data else load_arrays(ds, n_train=n_train)
         for cfg in cfgs:
@@ -88,14 +99,16 @@ def run_benchmarks(datasets: Union[str, Sequence[str]], rules: Union[str, Sequen
             # seeds spread over all local devices (GPUs / TPU cores); one device: unchanged
             state, run_data = place_run(init_run(cfg, arrays.x_train.shape[1]), arrays)
             ckpt = None if checkpoint_dir is None else checkpoint_path(checkpoint_dir, ds, cfg)
-            history = []
-            for state, metrics, seconds in iterate_epochs(state, run_data, cfg, progress=progress, desc=label,
-                                                          checkpoint=ckpt, log=log):
+            history, times = [], []
+            for state, metrics, took in iterate_epochs(state, run_data, cfg, progress=progress, desc=label,
+                                                       checkpoint=ckpt, log=log):
                 history.append(metrics)
+                times.append(took)
                 if log is not None:
-                    took = "" if not epoch_times else (" | restored" if seconds is None else f" | {seconds:.1f} s")
+                    end = "" if not epoch_times else (" | restored" if took.restored else f" | {took.wall_s:.1f} s")
                     for i, s in enumerate(cfg.seeds):
-                        log(format_epoch_line(label, s, metrics, i) + took)
+                        log(format_epoch_line(label, s, metrics, i) + end)
             wall[label] = time.perf_counter() - t0
+            epoch_s[label] = {"wall": [t.wall_s for t in times], "cpu": [t.cpu_s for t in times]}
             records += records_from_history(ds, cfg, history)
-    return BenchmarkResults(records, wall)
+    return BenchmarkResults(records, wall, epoch_s)

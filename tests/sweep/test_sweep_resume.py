@@ -140,6 +140,10 @@ def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_uninterrupted(tmp_path
     assert set(ref) == set(got) == {(r, s) for r in ("bp", "exact") for s in (0, 1)}
     for key in ref:
         assert got[key] == ref[key], key  # every metric of every epoch, exactly
+    # the resumed run still has every epoch's wall and CPU time: the killed execution's from the checkpoint
+    times = json.loads((run_dir / SLOW / sweep.RESULT_FILE).read_text())["epoch_s"]
+    for t in times.values():
+        assert len(t["wall"]) == len(t["cpu"]) == EPOCHS and min(t["wall"] + t["cpu"]) > 0
     a = sweep.aggregate_dir(ref_dir, plot=False).text.splitlines()[:5]
     b = sweep.aggregate_dir(run_dir, plot=False).text.splitlines()[:5]
     assert a == b

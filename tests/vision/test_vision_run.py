@@ -30,7 +30,11 @@ def test_run_benchmarks_returns_records_and_logs_epoch_lines(runs):
     results, lines, data = runs
     assert [(r["dataset"], r["arch"], r["rule"], r["seed"]) for r in results.records] == [
         ("mnist", "1x12", rule, s) for rule in ("bp", "exact") for s in (3, 7)]
-    assert list(results.wall_s) == ["mnist 1x12 bp", "mnist 1x12 exact"]
+    assert list(results.wall_s) == list(results.epoch_s) == ["mnist 1x12 bp", "mnist 1x12 exact"]
+    for label, times in results.epoch_s.items():  # per epoch, measured, within the run's wall time
+        assert len(times["wall"]) == len(times["cpu"]) == 2 and min(times["wall"] + times["cpu"]) > 0
+        assert sum(times["wall"]) <= results.wall_s[label]
+    assert json.loads(json.dumps(results.epoch_s)) == results.epoch_s
     # the same numbers as the run's own loop, and the log lines formatted from them
     cfg = config(rule="exact", **{k: v for k, v in SETTINGS.items() if k != "hidden"})
     history = [m for _, m, _ in vision.iterate_epochs(vision.init_run(cfg, 20), data, cfg, progress=False)]
@@ -103,6 +107,7 @@ def test_run_benchmarks_resumes_from_its_checkpoints(tmp_path, runs):
     again = vision.run_benchmarks(["mnist"], ["exact"], data={"mnist": data}, checkpoint_dir=tmp_path,
                                   log=lines.append, progress=False, epoch_times=True, **SETTINGS)
     assert again.records == first.records  # restored, not recomputed
+    assert again.epoch_s == first.epoch_s  # with the times of the call that trained them
     assert "after epoch 2 of 2 (epochs 1-2 restored, not recomputed)" in lines[0]
     assert len(lines) == 5 and all(line.endswith(" | restored") for line in lines[1:])
 
