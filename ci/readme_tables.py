@@ -3,7 +3,7 @@
 
 Each block of the README between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` holds the
 text that ``python3 -m dgnlib.sweep aggregate results/NAME`` prints (the table, then the run
-counts), in a code block; a block ``NAME.cost`` holds the wall and CPU time of each configuration of
+counts), in a code block (``NAME@METRIC``: the same with ``--metric METRIC``); a block ``NAME.cost`` holds the wall and CPU time of each configuration of
 ``results/NAME`` (the sum over its units of their epochs' times, or their status files' wall time for
 units that predate those), its seeds and the commit(s)
 and devices it ran on; a block ``NAME.log`` holds the summary lines (``chosen``, ``one-pass``,
@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-BLOCK = re.compile(r"(<!-- results:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
+BLOCK = re.compile(r"(<!-- results:(?P<name>[\w.@-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
 
 def _unit_cost(status: dict, result: dict):
@@ -84,9 +84,9 @@ SUMMARY = re.compile(r"^(chosen |one-pass |forgetting \w+: )")
 
 def block_text(name: str, root: Path = ROOT) -> str:
     """The body of block ``name``: ``aggregate``'s text for ``results/<name>`` in a code block
-    (``<name>.cost``: :func:`cost_text` of ``results/<name>``; ``<name>.log``: the summary lines of
+    (``<name>@<metric>``: with ``--metric <metric>``; ``<name>.cost``: :func:`cost_text` of ``results/<name>``; ``<name>.log``: the summary lines of
     ``expected_outputs/<name>_full.txt``)."""
-    from dgnlib.sweep import aggregate_dir
+    from dgnlib.sweep import aggregate_dir, load_records
 
     if name.endswith(".log"):
         path = root / "expected_outputs" / f"{name[:-len('.log')]}_full.txt"
@@ -101,16 +101,17 @@ def block_text(name: str, root: Path = ROOT) -> str:
             text = ""
         return f"```text\n{text or f'(no finished runs in {run_dir.relative_to(root)} yet)'}\n```\n"
 
+    name, _, metric = name.partition("@")
     run_dir = root / "results" / name
-    command = f"python3 -m dgnlib.sweep aggregate results/{name}"
+    command = f"python3 -m dgnlib.sweep aggregate results/{name}" + (f" --metric {metric}" if metric else "")
     if not run_dir.is_dir():
         text = f"(no finished runs in results/{name} yet)"
     else:
-        with tempfile.TemporaryDirectory() as out:  # the CSV files; the README needs the text only
-            try:
-                text = aggregate_dir(run_dir, out, plot=False).text
-            except ValueError:  # no records yet
-                text = f"(no finished runs in results/{name} yet)"
+        if not load_records(run_dir)[0]:
+            text = f"(no finished runs in results/{name} yet)"
+        else:  # any other error (an unknown metric, a damaged file) is raised
+            with tempfile.TemporaryDirectory() as out:  # the CSV files; the README needs the text only
+                text = aggregate_dir(run_dir, out, metric=metric or None, plot=False).text
     return f"```text\n$ {command}\n{text}\n```\n"
 
 

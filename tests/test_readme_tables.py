@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +39,13 @@ def test_render_writes_the_aggregate_text_of_a_results_directory(tmp_path):
     assert "1.5 min" in cost[2] and cost[2].split()[4:6] == ["2", "1.5"]  # 1 unit, 2 seeds, 90 s
     assert cost[2].split()[7] == "-" and cost[3].startswith("* from the sweep's status")  # no epoch times
     assert readme_tables.render(out, tmp_path) == out  # stable
+    # NAME@METRIC: the table of another metric of the same records
+    other = readme_tables.render("<!-- results:demo@test_accuracy -->\n<!-- /results:demo@test_accuracy -->\n",
+                                 tmp_path)
+    assert "$ python3 -m dgnlib.sweep aggregate results/demo --metric test_accuracy\n" in other
+    assert "bp    98.00 ± 1.41" in other
+    with pytest.raises(ValueError, match="val_loss"):  # a metric the records lack: an error, not "no runs"
+        readme_tables.render("<!-- results:demo@val_loss -->\n<!-- /results:demo@val_loss -->\n", tmp_path)
     # a unit with its epochs' times: their sums (over the runs of the unit), wall and CPU
     result = json.loads((run / "result.json").read_text())
     result["epoch_s"] = {"mnist 1x256 bp": {"wall": [60.0, 30.0, 30.0], "cpu": [90.0, 45.0, 45.0]}}
