@@ -58,7 +58,9 @@ def cost_text(run_dir: Path) -> str:
             status, result = read_json(run_dir / r.run / "status.json"), read_json(run_dir / r.run / "result.json")
             env = result.get("environment") or {}
             c["runs"][r.run] = (*_unit_cost(status, result), str(env.get("dgnlib_commit", "?"))[:7],
-                                f"{env.get('devices', '?')}, {env.get('cpu_count', '?')} CPU cores")
+                                f"{env.get('devices', '?')}, {env.get('cpu_count', '?')} CPU cores" + (
+                                    f" ({env['cpu_affinity']} per run)" if env.get("cpu_affinity") not in
+                                    (None, env.get("cpu_count")) else ""))
     lines = ["configuration (data set, depth, rule, protocol)           units  seeds  wall time   CPU time  commit   machine"]
     untimed = False
     for (ds, arch, rule, protocol), c in configs.items():

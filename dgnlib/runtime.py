@@ -54,8 +54,11 @@ def environment_info() -> dict:
 
     Returns:
       ``{"dgnlib_commit", "python", "jax", "jaxlib", "numpy", "backend", "devices", "machine",
-      "processor", "cpu_count", "hostname"}``: the commit of :func:`source_commit`, the versions, the
-      JAX backend and its devices (``"cpu x 1"``, ``"NVIDIA H200 x 1"``), the platform and CPU count.
+      "processor", "cpu_count", "cpu_affinity", "xla_flags", "hostname"}``: the commit of
+      :func:`source_commit`, the versions, the JAX backend and its devices (``"cpu x 1"``,
+      ``"NVIDIA H200 x 1"``), the platform, the CPU count, the number of cores this process may run
+      on (None where the platform does not say) and ``XLA_FLAGS`` (they set XLA's CPU threads, which
+      change float rounding: :mod:`dgnlib.sweep.cores`).
     """
     import jax
     import jaxlib
@@ -74,5 +77,7 @@ def environment_info() -> dict:
         "machine": platform.platform(),
         "processor": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "hostname": platform.node(),
     }

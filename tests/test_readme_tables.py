@@ -52,6 +52,11 @@ def test_render_writes_the_aggregate_text_of_a_results_directory(tmp_path):
     (run / "result.json").write_text(json.dumps(result))
     cost = readme_tables.render(out, tmp_path).split("<!-- results:demo.cost -->\n")[1].splitlines()
     assert cost[2].split()[4:10] == ["2", "2.0", "min", "3.0", "min", "?"] and "* from" not in "".join(cost)
+    # a unit run pinned to 1 of 2 cores (--pin-cores) says so in its machine column
+    result["environment"] = {"devices": "cpu x 1", "cpu_count": 2, "cpu_affinity": 1}
+    (run / "result.json").write_text(json.dumps(result))
+    cost = readme_tables.render(out, tmp_path).split("<!-- results:demo.cost -->\n")[1].splitlines()
+    assert cost[2].endswith("cpu x 1, 2 CPU cores (1 per run)")
     # an epoch without its time (resumed from an older checkpoint): the status's wall time again
     result["epoch_s"]["mnist 1x256 bp"]["cpu"][0] = None
     (run / "result.json").write_text(json.dumps(result))

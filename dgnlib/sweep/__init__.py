@@ -17,6 +17,8 @@ one run on a worker (papermill, status)     :mod:`dgnlib.sweep.execute` (``RunTa
                                             :mod:`dgnlib.sweep.kernels` (kernels over IPC)
 the sweep on Dask, TLS                      :mod:`dgnlib.sweep.runner` (``run_sweep``,
                                             ``SweepReport``, ``tls_security``)
+workers on cores of their own (pin_cores)   :mod:`dgnlib.sweep.cores` (``core_sets``,
+                                            ``pinning_environment``, ``pin_worker``)
 run-directory files, records, aggregation   :mod:`dgnlib.sweep.results` (``write_result``,
                                             ``load_records``, ``aggregate_dir``,
                                             ``export_runs``)
@@ -30,6 +32,7 @@ Example::
     print(sweep.aggregate_dir("runs/small").text)
 """
 from .cli import main
+from .cores import CORE_SETS_ENV, SINGLE_CORE_XLA_FLAGS, core_sets, pin_worker, pinning_environment
 from .execute import EVENT_TOPIC, KERNEL_MANAGER, RunTask, execute_run
 from .results import (AGGREGATE_DIR, CHECKPOINT_DIR, DEFAULT_AGGREGATE, MANIFEST_FILE, NO_RECORDS_HINT,
                       OUTPUT_NOTEBOOK, RESULT_FILE, STATUS_FILE, AggregateReport, aggregate_dir, aggregate_settings,
@@ -48,6 +51,8 @@ __all__ = [
     "RunTask", "execute_run", "EVENT_TOPIC", "KERNEL_MANAGER",
     # runner
     "RunOutcome", "SweepReport", "run_sweep", "tls_security",
+    # cores
+    "CORE_SETS_ENV", "SINGLE_CORE_XLA_FLAGS", "core_sets", "pinning_environment", "pin_worker",
     # results
     "STATUS_FILE", "RESULT_FILE", "OUTPUT_NOTEBOOK", "MANIFEST_FILE", "CHECKPOINT_DIR", "AGGREGATE_DIR",
     "NO_RECORDS_HINT", "utc_timestamp", "write_result", "read_status", "notebook_stdout", "load_records",

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fixed parameter (read as YAML); repeatable")
     r.add_argument("-o", "--run-dir", required=True, help="directory of the runs")
     r.add_argument("--n-workers", type=int, help="LocalCluster worker processes (default: min(CPUs, runs))")
+    r.add_argument("--pin-cores", action="store_true",
+                   help="give each LocalCluster worker its own share of the cores (one core each: XLA "
+                        "single-threaded); faster when runs share a small machine, float32 rounding differs")
     r.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
     r.add_argument("--scheduler-file", help="Dask scheduler file (dask-jobqueue, `dask scheduler --scheduler-file`)")
     r.add_argument("--tls-ca-file", metavar="PEM",
@@ -141,7 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             security = _tls_from_args(args, parser)
             report = run_sweep(spec, args.run_dir, n_workers=args.n_workers, scheduler=args.scheduler,
                                scheduler_file=args.scheduler_file, force=args.force, cwd=args.cwd,
-                               progress=not args.no_progress, security=security,
+                               progress=not args.no_progress, security=security, pin_cores=args.pin_cores,
                                command=shlex.join(["python", "-m", "dgnlib.sweep", *(argv or sys.argv[1:])]))
             print(report.summary())
             return 0 if report.ok else 1

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from ..atomic import read_json, write_json
+from .cores import core_sets, pinning_environment
 from ..checks import positive_int
 from .execute import EVENT_TOPIC, RunTask, execute_run
 from .results import MANIFEST_FILE, NO_RECORDS_HINT, STATUS_FILE, utc_timestamp
@@ -107,9 +108,9 @@ def _quiet_dask_logs() -> None:
 
 @contextlib.contextmanager
 def _dask_client(client=None, scheduler: Optional[str] = None, scheduler_file: Optional[str] = None,
-                 n_workers: int = 1, security=None) -> Iterator[Any]:
+                 n_workers: int = 1, security=None, worker_env: Optional[dict] = None) -> Iterator[Any]:
     """The given client; a client of ``scheduler``/``scheduler_file`` (with ``security``); or a new
-    LocalCluster."""
+    LocalCluster (its workers' extra environment: ``worker_env``)."""
     if client is not None:
         yield client
         return
@@ -135,9 +136,10 @@ def _dask_client(client=None, scheduler: Optional[str] = None, scheduler_file: O
         return
     # no dashboard; the scheduler's HTTP server (health, metrics) on a free port: on its default, 8787, it
     # warned "Port 8787 is already in use" whenever another cluster ran on the machine
+    extra = {"env": worker_env} if worker_env else {}
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      scheduler_kwargs={"dashboard_address": ":0"},
-                      preload=["dgnlib.sweep.worker_setup"]) as cluster, Client(cluster) as c:  # workers ignore Ctrl-C
+                      scheduler_kwargs={"dashboard_address": ":0"}, preload=["dgnlib.sweep.worker_setup"],
+                      **extra) as cluster, Client(cluster) as c:  # workers ignore Ctrl-C (and pin their cores)
         yield c
 
 
@@ -145,7 +147,7 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, n_workers: Optiona
               scheduler: Optional[str] = None, scheduler_file: Optional[str] = None, client=None,
               force: bool = False, cwd: Optional[str] = None, progress: bool = True,
               log: Optional[Callable[[str], None]] = None, security=None,
-              command: Optional[str] = None) -> SweepReport:
+              command: Optional[str] = None, pin_cores: bool = False) -> SweepReport:
     """Execute every not-yet-finished run of ``spec`` into ``run_dir`` on Dask.
 
     Arguments:
@@ -164,10 +166,15 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, n_workers: Optiona
         :func:`tls_security`; None: Dask's configuration).
       command: the command line that started the sweep, stored in every run's ``status.json``
         (the command line interface passes its own).
+      pin_cores: give each worker of the LocalCluster its own equal share of this machine's cores,
+        and with one core each run its kernels' XLA single-threaded (:mod:`dgnlib.sweep.cores`:
+        faster when several runs share a small machine; changes float32 rounding, recorded in the
+        results' environment). Only with the LocalCluster that this function starts.
 
     Returns:
       The :class:`SweepReport`. ``FileNotFoundError`` for a missing notebook or scheduler file,
-      ``ValueError`` for unknown parameters or a finished run of other parameters,
+      ``ValueError`` for unknown parameters, a finished run of other parameters, or ``pin_cores``
+      with another cluster or with more workers than cores,
       ``ConnectionError`` when the scheduler cannot be reached.
     """
     from tqdm.auto import tqdm
@@ -175,8 +182,14 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, n_workers: Optiona
     run_dir = Path(run_dir).resolve()
     notebook = Path(spec.notebook).resolve()
     if n_workers is not None:
-
         n_workers = positive_int("n_workers", n_workers)
+    if not isinstance(pin_cores, bool):
+        raise ValueError(f"pin_cores must be a bool, got {pin_cores!r}")
+    if pin_cores and (client is not None or scheduler or scheduler_file):
+        raise ValueError("pin_cores pins the workers of the LocalCluster that run_sweep starts; with a client, "
+                         "scheduler or scheduler file, pin the workers where they are started")
+    if pin_cores:
+        core_sets(n_workers or 1)  # fewer cores than workers, or no pinning on this platform: before anything runs
     if client is None and scheduler_file and not Path(scheduler_file).is_file():
         # distributed would wait for the file forever
         raise FileNotFoundError(f"Dask scheduler file {scheduler_file} does not exist (is the scheduler running?)")
@@ -203,7 +216,8 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, n_workers: Optiona
                          spec.kernel, spec.timeout, cwd, "checkpoint_dir" in declared, force, command)
                  for p in todo]
         workers = n_workers or max(1, min(os.cpu_count() or 1, len(tasks)))
-        with _dask_client(client, scheduler, scheduler_file, workers, security) as c:
+        env = pinning_environment(core_sets(workers)) if pin_cores else None
+        with _dask_client(client, scheduler, scheduler_file, workers, security, env) as c:
             outcomes.update(_submit_all(c, tasks, write, progress, tqdm))
     return SweepReport(run_dir, [outcomes[p.name] for p in plans])
 

@@ -10,6 +10,8 @@ cancelled ...> ended with CancelledError"), and each notebook kernel, orphaned w
 stopped, one more ("Parent appears to have exited, shutting down"). A cancelled run is what the
 user asked for: a logging filter drops the first, and the workers' kernels log errors only
 (:attr:`dgnlib.sweep.kernels.IPCKernelManager.ipykernel_log_level`), so Ctrl-C prints one line.
+
+With ``pin_cores`` each worker also pins itself to its own CPU cores (:mod:`dgnlib.sweep.cores`).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import logging
 import signal
 import threading
 
+from .cores import pin_worker
 from .kernels import IPCKernelManager
 
 if threading.current_thread() is threading.main_thread():
@@ -34,6 +37,8 @@ logging.getLogger("distributed.worker.state_machine").addFilter(CancelledTaskFil
 IPCKernelManager.ipykernel_log_level = "ERROR"
 
 
-def dask_setup(worker) -> None:  # noqa: ARG001 - the preload protocol's hook; the work is done on import
-    """Nothing more to do: SIGINT is ignored, and the log settings above apply, from the import of this
-    module on."""
+def dask_setup(worker) -> None:
+    """The preload protocol's hook. SIGINT is ignored and the log settings above apply from the import of
+    this module on; here, when the sweep pins its workers (``pin_cores``), this worker's threads go to its
+    own cores (:func:`dgnlib.sweep.cores.pin_worker`)."""
+    pin_worker(worker.name)
