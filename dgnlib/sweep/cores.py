@@ -68,6 +68,14 @@ def pin_worker(name) -> Optional[List[int]]:
         return None
     sets = [[int(c) for c in s.split(",")] for s in spec.split(";")]
     cores = sets[int(name) % len(sets)]
-    for tid in os.listdir("/proc/self/task"):
-        os.sched_setaffinity(int(tid), cores)
-    return cores
+    done = set()
+    while True:  # again until no thread is new: one may have started while the others were pinned
+        tids = set(os.listdir("/proc/self/task")) - done
+        if not tids:
+            return cores
+        for tid in tids:
+            try:
+                os.sched_setaffinity(int(tid), cores)
+            except ProcessLookupError:
+                pass  # the thread ended after it was listed (a joined thread can linger in the listing)
+        done |= tids

@@ -42,13 +42,42 @@ def test_pin_worker_pins_every_thread_and_the_processes_started_after(monkeypatc
             "from dgnlib.sweep.cores import pin_worker\n"
             "t = threading.Thread(target=lambda: None); t.start(); t.join()\n"
             "cores = pin_worker(1)\n"
-            "tasks = {tid: sorted(os.sched_getaffinity(int(tid))) for tid in os.listdir('/proc/self/task')}\n"
+            "tasks = {}\n"
+            "for tid in os.listdir('/proc/self/task'):\n"
+            "    try: tasks[tid] = sorted(os.sched_getaffinity(int(tid)))\n"
+            "    except ProcessLookupError: pass  # the joined thread, gone since the listing\n"
             "child = subprocess.run([sys.executable, '-c', 'import os; print(sorted(os.sched_getaffinity(0)))'],\n"
             "                       capture_output=True, text=True).stdout.strip()\n"
             "print(cores, sorted(set(map(tuple, tasks.values()))), child)")
     env = {**os.environ, CORE_SETS_ENV: f"99;{core}"}  # worker 1 takes the second set
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == [f"[{core}]", f"[({core},)]", f"[{core}]"]
+
+
+@linux
+def test_pin_worker_skips_a_thread_that_ends_while_it_pins(monkeypatch):
+    # CI once saw the joined thread still listed in /proc/self/task and gone when it was pinned
+    from dgnlib.sweep import cores as cores_mod
+
+    core = min(os.sched_getaffinity(0))
+    listings = iter([["101", "102"], ["101", "102", "103"], ["101", "103"]])  # 103 started meanwhile
+    pinned = []
+
+    def setaffinity(tid, cpus):
+        if tid == 102:
+            raise ProcessLookupError(3, "No such process")
+        pinned.append((tid, sorted(cpus)))
+
+    monkeypatch.setenv(CORE_SETS_ENV, str(core))
+    monkeypatch.setattr(cores_mod.os, "listdir", lambda path: next(listings))
+    monkeypatch.setattr(cores_mod.os, "sched_setaffinity", setaffinity)
+    assert pin_worker(0) == [core]
+    assert sorted(pinned) == [(101, [core]), (103, [core])]
+    monkeypatch.setattr(cores_mod.os, "sched_setaffinity", lambda tid, cpus: (_ for _ in ()).throw(
+        PermissionError(1, "Operation not permitted")))
+    monkeypatch.setattr(cores_mod.os, "listdir", lambda path: ["101"])
+    with pytest.raises(PermissionError):  # anything but a vanished thread is still an error
+        pin_worker(0)
 
 
 def test_run_sweep_refuses_pinning_it_cannot_do(tmp_path):
