@@ -21,6 +21,8 @@ steady states (one interface)          :mod:`dgnlib.dic.steady_state`
 learning rules (each update once):     :mod:`dgnlib.dic.learning_rules`
 exact inverse, linear threshold, BP
 the training step and evaluation       :mod:`dgnlib.dic.training`
+the rules' update alignment, the       :mod:`dgnlib.dic.alignment`
+linear-threshold control-free update
 single microcircuit (Fig. 3)           :mod:`dgnlib.dic.microcircuit`
 continuous-time student-teacher        :mod:`dgnlib.dic.student_teacher`
 (Fig. 4)                               (``model``, ``solve``, ``experiment``)
@@ -77,6 +79,7 @@ from .network import (
     vector_field,
     zero_state,
 )
+from .alignment import RuleAlignment, rule_alignment
 from .solve_stats import SolveStats, SteadyStateError
 from .steady_state import ON_FAILURE, SOLVERS, simulate, solve_closed_loop, solve_open_loop
 from .training import (
@@ -108,4 +111,6 @@ __all__ = [
     # training
     "RULES", "MODELS", "STATIC_ARGNAMES", "TrainMetrics", "EvalMetrics", "init_train_state", "make_targets",
     "train_step", "evaluate",
+    # diagnostics
+    "RuleAlignment", "rule_alignment",
 ]
