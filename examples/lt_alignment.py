@@ -116,7 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"{b['cos_controlled_exact']:>14.3f} {b['controlled_to_exact']:>13.3f} "
               f"{s['cos_lt_exact']:>24.3f}", flush=True)
     wall = time.perf_counter() - t0
-    print(f"{wall:.0f} s")
+    print(f"took {wall:.0f} s")
     if args.output:
         write_json(args.output, {"command": "python3 examples/lt_alignment.py " + " ".join(sys.argv[1:] if argv is None else argv),
                                  "dataset": args.dataset, "seed": args.seed, "lt_point": args.lt_point,
