@@ -78,3 +78,44 @@ def test_bad_arguments_are_named():
         rule_alignment(params, x, y + 3)  # labels beyond the 3 classes
     with pytest.raises(ValueError, match="x"):
         rule_alignment(params, x.at[0, 0].set(jnp.nan), y)
+
+
+def _softplus(z):
+    return np.logaddexp(0.0, z)
+
+
+def test_control_free_update_against_a_numpy_float64_reference(mnist_sized):
+    """The control-free update from scratch in NumPy float64: the 1-layer open-loop steady state per
+    unit by bisection (u_E = ff - phi_I(phi_E(u_E)) with softplus rates, so u_I = phi_E(u_E)), the
+    tangent of softplus^-1 at the batch-mean inhibitory rate, the error (theta + delta r_I - r_E)
+    phi_E'(u_E), the batch mean of x (x) error. rule_alignment's control_free must equal its norm over
+    the full update's."""
+    params, x, y, a32, _ = mnist_sized
+    W, b = (np.asarray(v, np.float64) for v in params.layers[0])
+    xs = np.asarray(x, np.float64)
+    ff = xs @ W + b
+    lo, hi = ff - _softplus(_softplus(ff)) - 1.0, ff + 1.0  # the root lies in [lo, hi]: f(lo) < 0 < f(hi)
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        below = mid + _softplus(_softplus(mid)) < ff
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    u_E = 0.5 * (lo + hi)
+    u_I = _softplus(u_E)
+    r_E, r_I = _softplus(u_E), _softplus(u_I)
+    y0 = np.maximum(r_I.mean(axis=0), 1e-3)
+    u0 = np.log(np.expm1(y0))
+    delta = 1.0 + np.exp(-u0)  # 1 / sigmoid(u0)
+    theta = u0 - y0 * delta
+    err = (theta + delta * r_I - r_E) / (1.0 + np.exp(-u_E))  # times phi_E'(u_E) = sigmoid(u_E)
+    g0 = xs.T @ err / xs.shape[0]
+
+    cfg = dic.EIConfig()
+    targets, _ = dic.make_targets(y, 10, cfg)
+    ol, _ = dic.solve_open_loop(params, x, cfg)
+    cl, _ = dic.solve_closed_loop(params, x, targets, dic.feedback_weights(params, ol, cfg), ol, cfg,
+                                  state0_is_open_loop=True)
+    g_lt, _ = dic.linear_threshold_gradients(params, x, cl, ol, dic.init_rule_state(params), cfg)
+    g_lt0, _ = dic.linear_threshold_gradients(params, x, ol, ol, dic.init_rule_state(params), cfg)
+    np.testing.assert_allclose(np.asarray(g_lt0.layers[0].W), g0, rtol=0, atol=1e-3 * np.abs(g0).max())
+    np.testing.assert_allclose(a32.control_free[0], np.linalg.norm(g0) / np.linalg.norm(g_lt.layers[0].W),
+                               rtol=1e-3)
