@@ -11,18 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from dgnlib import vision
+from vision_helpers import mnist_cached
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "lt_alignment.py"
-
-
-def _mnist() -> bool:
-    try:
-        vision.load_dataset("mnist", use_tfds=False)
-    except vision.DatasetNotFoundError:
-        return False
-    return True
 
 
 def run(*args):
@@ -30,7 +22,7 @@ def run(*args):
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=600)
 
 
-@pytest.mark.skipif(not _mnist(), reason="MNIST cache not prepared (make data)")
+@pytest.mark.skipif(not mnist_cached(), reason="MNIST cache not prepared (make data)")
 def test_script_measures_before_and_after_training_and_writes_json(tmp_path):
     out = tmp_path / "a" / "mnist.json"
     proc = run("--epochs", "1", "--n-train", "300", "--n-batches", "2", "-o", str(out))

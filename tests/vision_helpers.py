@@ -28,3 +28,12 @@ def config(**kw):
                 learning_rate=1e-2, soft_target=0.99)
     base.update(kw)
     return vision.make_config(**base)
+
+
+def mnist_cached() -> bool:
+    """Whether MNIST loads offline (the cache ``make data`` prepares); tests that need it skip otherwise."""
+    try:
+        vision.load_dataset("mnist", use_tfds=False)
+    except vision.DatasetNotFoundError:
+        return False
+    return True

@@ -19,6 +19,7 @@ import pytest
 
 from dgnlib import checkpoint as ckpt
 from dgnlib import sweep
+from vision_helpers import mnist_cached
 
 ROOT = Path(__file__).resolve().parents[2]
 VISION = ROOT / "notebooks" / "vision_benchmarks.ipynb"
@@ -28,17 +29,7 @@ EPOCHS = 6
 FAST, SLOW = "epochs=1", f"epochs={EPOCHS}"
 
 
-def mnist_available() -> bool:
-    from dgnlib import vision
-
-    try:
-        vision.load_dataset("mnist", use_tfds=False)
-    except vision.DatasetNotFoundError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not mnist_available(), reason="MNIST cache not prepared (make data)")
+pytestmark = pytest.mark.skipif(not mnist_cached(), reason="MNIST cache not prepared (make data)")
 
 
 def write_spec(path: Path) -> Path:
