@@ -10,12 +10,22 @@ the control-free part does not, so late in training it steers the weights.
     python3 examples/lt_alignment.py --dataset mnist --epochs 20 -o results/lt_alignment/mnist.json
 
 Prints one line per measured epoch and writes them (with the settings and versions) as JSON.
+
+With ``--checkpoint`` it trains nothing: it measures, in every hidden layer, the networks saved in
+finished runs' checkpoints (any depth; every seed of each file, pooled over repeated
+``--checkpoint``) and the same seeds' initial networks, and prints each measure per layer as the
+mean +- std over seeds::
+
+    python3 examples/lt_alignment.py --dataset mnist \
+        --checkpoint runs/table1/<unit, first_seed=0>/checkpoints/mnist_3x256_linear_threshold.ckpt \
+        --checkpoint runs/table1/<unit, first_seed=5>/checkpoints/mnist_3x256_linear_threshold.ckpt
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Optional, Sequence
 
 import jax
@@ -23,6 +33,7 @@ import numpy as np
 
 from dgnlib import dic, vision
 from dgnlib.atomic import write_json
+from dgnlib.checkpoint import CheckpointError, read_manifest
 from dgnlib.runtime import environment_info
 
 FIELDS = dic.RuleAlignment._fields
@@ -49,7 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the linearisation point the network is trained with (measured: both)")
     p.add_argument("--n-batches", type=int, default=10, help="training batches of 100 measured (default 10)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-train", type=int, default=None, help="training samples (default: all)")
+    p.add_argument("--n-train", type=int, default=None,
+                   help="training samples (default: all); with --checkpoint, the run's")
+    p.add_argument("--checkpoint", action="append", default=None, metavar="PATH",
+                   help="measure the networks of a run's checkpoint (every seed, every hidden layer) and "
+                        "their initial networks instead of training; repeat to pool runs of one "
+                        "configuration. --dataset and --n-train must be the run's; --epochs, "
+                        "--measure-at, --lt-point and --seed are not used")
     p.add_argument("-o", "--output", default=None, help="JSON file of the results")
     return p
 
@@ -58,15 +75,90 @@ def default_epochs(epochs: int) -> list:
     return sorted({e for e in (0, 1, 2, 5) if e <= epochs} | set(range(10, epochs + 1, 10)) | {epochs})
 
 
-def measure(params, x, y, cfg, n_batches: int, batch: int) -> dict:
+def measure_layers(params, x, y, cfg, n_batches: int, batch: int) -> dict:
     """Mean over ``n_batches`` batches of every :class:`~dgnlib.dic.RuleAlignment` measure, for both
-    linearisation points (first hidden layer; 1-layer networks)."""
+    linearisation points: ``{point: {measure: [one float per hidden layer, first layer first]}}``."""
     out = {}
     for point in dic.LT_POINTS:
         rows = [dic.rule_alignment(params, x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch],
                                    cfg=cfg, lt_point=point) for i in range(n_batches)]
-        out[point] = {f: float(np.mean([getattr(r, f)[0] for r in rows])) for f in FIELDS}
+        out[point] = {f: [float(v) for v in np.mean([getattr(r, f) for r in rows], axis=0)] for f in FIELDS}
     return out
+
+
+def measure(params, x, y, cfg, n_batches: int, batch: int) -> dict:
+    """:func:`measure_layers` of the first hidden layer: ``{point: {measure: float}}``."""
+    return {point: {f: v[0] for f, v in m.items()}
+            for point, m in measure_layers(params, x, y, cfg, n_batches, batch).items()}
+
+
+def config_from_checkpoint(path: str) -> vision.TrainConfig:
+    """The :class:`~dgnlib.vision.TrainConfig` a vision checkpoint was written with (its network
+    constants ``ei`` at their defaults: :func:`~dgnlib.vision.load_checkpoint` refuses a file whose
+    stored constants differ, naming them)."""
+    try:
+        meta = read_manifest(path)["metadata"]
+    except (OSError, CheckpointError) as e:
+        raise SystemExit(f"--checkpoint {path}: {e}") from None
+    if meta.get("kind") != vision.CHECKPOINT_KIND:
+        raise SystemExit(f"--checkpoint {path} is not a vision run's checkpoint (kind {meta.get('kind')!r}, "
+                         f"expected {vision.CHECKPOINT_KIND!r})")
+    fields = {("learning_rate" if k == "lr" else k): v for k, v in meta["config"].items() if k != "ei"}
+    return vision.make_config(**fields, epochs=meta["epoch"])
+
+
+def measure_checkpoints(args) -> list:
+    """One row per checkpoint seed and network (the initial one, ``epoch`` 0, and the saved one)."""
+    data = vision.load_arrays(args.dataset, n_train=args.n_train)
+    rows, seen, first = [], set(), None
+    for path in args.checkpoint:
+        cfg = config_from_checkpoint(path)
+        what = (cfg.hidden, cfg.rule)
+        first = what if first is None else first
+        if what != first:
+            raise SystemExit(f"--checkpoint {path} holds {vision.arch_label(cfg.hidden)} {cfg.rule}, the first "
+                             f"{vision.arch_label(first[0])} {first[1]}: pool runs of one configuration")
+        if seen & set(cfg.seeds):
+            raise SystemExit(f"--checkpoint {path} repeats seed(s) {sorted(seen & set(cfg.seeds))}")
+        seen |= set(cfg.seeds)
+        batch = cfg.batch_size
+        if args.n_batches * batch > data.x_train.shape[0]:
+            raise SystemExit(f"--n-batches {args.n_batches} needs {args.n_batches * batch} training samples, "
+                             f"the split has {data.x_train.shape[0]}")
+        x, y = data.x_train[:args.n_batches * batch], data.y_train[:args.n_batches * batch]
+        initial = vision.init_run(cfg, n_in=data.x_train.shape[1])
+        try:
+            state, _ = vision.load_checkpoint(path, initial, vision.checkpoint_identity(cfg, data))
+        except CheckpointError as e:
+            raise SystemExit(f"--checkpoint {path} does not fit --dataset {args.dataset} --n-train "
+                             f"{args.n_train} with the run's settings: {e}") from None
+        ei = vision.ei_config(cfg)
+        for epoch, s in ((0, initial), (cfg.epochs, state)):
+            for k, seed in enumerate(cfg.seeds):
+                params = jax.tree_util.tree_map(lambda a: a[k], s.params)
+                rows.append({"run": Path(path).parent.parent.name, "file": Path(path).name, "seed": seed,
+                             "epoch": epoch, **measure_layers(params, x, y, ei, args.n_batches, batch)})
+    return rows
+
+
+LAYER_COLUMNS = (("control_free", "control_free"), ("cos_lt_exact", "cos(LT,exact)"), ("cos_lt_bp", "cos(LT,BP)"),
+                 ("cos_exact_bp", "cos(exact,BP)"), ("cos_lt_control_free", "cos(LT,free)"),
+                 ("cos_controlled_exact", "cos(ctl,exact)"), ("controlled_to_exact", "|ctl|/|exact|"))
+
+
+def print_layers(rows: list) -> None:
+    """Each measure per (epoch, linearisation point, hidden layer): mean +- std over the rows' seeds."""
+    print(f"{'epoch':>5} {'fit':>10} {'layer':>5} " + " ".join(f"{h:>15}" for _, h in LAYER_COLUMNS))
+    for epoch in sorted({r["epoch"] for r in rows}):
+        group = [r for r in rows if r["epoch"] == epoch]
+        for point in dic.LT_POINTS:
+            for layer in range(len(group[0][point]["control_free"])):
+                cells = []
+                for f, _ in LAYER_COLUMNS:
+                    v = np.array([r[point][f][layer] for r in group])
+                    sd = float(np.std(v, ddof=1)) if v.size > 1 else 0.0
+                    cells.append(f"{float(np.mean(v)):+.3f}+-{sd:.3f}")
+                print(f"{epoch:>5} {point:>10} {layer + 1:>5} " + " ".join(f"{c:>15}" for c in cells), flush=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -75,6 +167,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise SystemExit(f"--epochs must be >= 0, got {args.epochs}")
     if args.n_batches < 1:
         raise SystemExit(f"--n-batches must be >= 1, got {args.n_batches}")
+    if args.checkpoint:
+        return main_checkpoints(args, argv)
     at = default_epochs(args.epochs) if args.measure_at is None else args.measure_at
     if at[-1] > args.epochs:
         raise SystemExit(f"--measure-at {at[-1]} is after the last epoch (--epochs {args.epochs})")
@@ -121,6 +215,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         write_json(args.output, {"command": "python3 examples/lt_alignment.py " + " ".join(sys.argv[1:] if argv is None else argv),
                                  "dataset": args.dataset, "seed": args.seed, "lt_point": args.lt_point,
                                  "n_batches": args.n_batches, "n_train": args.n_train, "epochs": args.epochs,
+                                 "rows": rows, "wall_s": wall, "environment": environment_info()})
+        print(f"wrote {args.output}")
+    return 0
+
+
+def main_checkpoints(args, argv) -> int:
+    """``--checkpoint``: measure saved networks and print :func:`print_layers`."""
+    t0 = time.perf_counter()
+    rows = measure_checkpoints(args)
+    seeds = sorted({r["seed"] for r in rows})
+    print(f"{args.dataset} linear-threshold update on the networks of {len(args.checkpoint)} checkpoint(s), "
+          f"seeds {seeds}, at epoch 0 (initial) and as saved; every hidden layer; mean +- std over seeds of the "
+          f"mean over {args.n_batches} training batches (columns as without --checkpoint; fit = the rule's "
+          f"linearisation point)")
+    print_layers(rows)
+    wall = time.perf_counter() - t0
+    print(f"took {wall:.0f} s")
+    if args.output:
+        write_json(args.output, {"command": "python3 examples/lt_alignment.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                                 "dataset": args.dataset, "n_train": args.n_train, "n_batches": args.n_batches,
                                  "rows": rows, "wall_s": wall, "environment": environment_info()})
         print(f"wrote {args.output}")
     return 0
