@@ -108,30 +108,36 @@ def config_from_checkpoint(path: str) -> vision.TrainConfig:
 
 
 def measure_checkpoints(args) -> list:
-    """One row per checkpoint seed and network (the initial one, ``epoch`` 0, and the saved one)."""
-    data = vision.load_arrays(args.dataset, n_train=args.n_train)
-    rows, seen, first = [], set(), None
+    """One row per checkpoint seed and network (the initial one, ``epoch`` 0, and the saved one).
+    Every file's settings are checked before anything is measured."""
+    configs, seen = [], set()
     for path in args.checkpoint:
         cfg = config_from_checkpoint(path)
-        what = (cfg.hidden, cfg.rule)
-        first = what if first is None else first
-        if what != first:
+        first = configs[0] if configs else cfg
+        if (cfg.hidden, cfg.rule) != (first.hidden, first.rule):
             raise SystemExit(f"--checkpoint {path} holds {vision.arch_label(cfg.hidden)} {cfg.rule}, the first "
-                             f"{vision.arch_label(first[0])} {first[1]}: pool runs of one configuration")
+                             f"{vision.arch_label(first.hidden)} {first.rule}: pool runs of one configuration")
         if seen & set(cfg.seeds):
             raise SystemExit(f"--checkpoint {path} repeats seed(s) {sorted(seen & set(cfg.seeds))}")
         seen |= set(cfg.seeds)
-        batch = cfg.batch_size
-        if args.n_batches * batch > data.x_train.shape[0]:
-            raise SystemExit(f"--n-batches {args.n_batches} needs {args.n_batches * batch} training samples, "
-                             f"the split has {data.x_train.shape[0]}")
-        x, y = data.x_train[:args.n_batches * batch], data.y_train[:args.n_batches * batch]
+        configs.append(cfg)
+    data = vision.load_arrays(args.dataset, n_train=args.n_train)
+    states = []
+    for path, cfg in zip(args.checkpoint, configs):
+        if args.n_batches * cfg.batch_size > data.x_train.shape[0]:
+            raise SystemExit(f"--n-batches {args.n_batches} needs {args.n_batches * cfg.batch_size} training "
+                             f"samples, the split has {data.x_train.shape[0]}")
         initial = vision.init_run(cfg, n_in=data.x_train.shape[1])
         try:
             state, _ = vision.load_checkpoint(path, initial, vision.checkpoint_identity(cfg, data))
         except CheckpointError as e:
             raise SystemExit(f"--checkpoint {path} does not fit --dataset {args.dataset} --n-train "
                              f"{args.n_train} with the run's settings: {e}") from None
+        states.append((initial, state))
+    rows = []
+    for path, cfg, (initial, state) in zip(args.checkpoint, configs, states):
+        batch = cfg.batch_size
+        x, y = data.x_train[:args.n_batches * batch], data.y_train[:args.n_batches * batch]
         ei = vision.ei_config(cfg)
         for epoch, s in ((0, initial), (cfg.epochs, state)):
             for k, seed in enumerate(cfg.seeds):
