@@ -167,6 +167,15 @@ def print_layers(rows: list) -> None:
                 print(f"{epoch:>5} {point:>10} {layer + 1:>5} " + " ".join(f"{c:>15}" for c in cells), flush=True)
 
 
+def write_output(args, argv, payload: dict) -> None:
+    """With ``--output``: write ``payload`` there as JSON, after the command line and before the environment."""
+    if not args.output:
+        return
+    command = "python3 examples/lt_alignment.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    write_json(args.output, {"command": command, **payload, "environment": environment_info()})
+    print(f"wrote {args.output}")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.epochs < 0:
@@ -217,12 +226,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"{s['cos_lt_exact']:>24.3f}", flush=True)
     wall = time.perf_counter() - t0
     print(f"took {wall:.0f} s")
-    if args.output:
-        write_json(args.output, {"command": "python3 examples/lt_alignment.py " + " ".join(sys.argv[1:] if argv is None else argv),
-                                 "dataset": args.dataset, "seed": args.seed, "lt_point": args.lt_point,
-                                 "n_batches": args.n_batches, "n_train": args.n_train, "epochs": args.epochs,
-                                 "rows": rows, "wall_s": wall, "environment": environment_info()})
-        print(f"wrote {args.output}")
+    write_output(args, argv, {"dataset": args.dataset, "seed": args.seed, "lt_point": args.lt_point,
+                              "n_batches": args.n_batches, "n_train": args.n_train, "epochs": args.epochs,
+                              "rows": rows, "wall_s": wall})
     return 0
 
 
@@ -238,11 +244,8 @@ def main_checkpoints(args, argv) -> int:
     print_layers(rows)
     wall = time.perf_counter() - t0
     print(f"took {wall:.0f} s")
-    if args.output:
-        write_json(args.output, {"command": "python3 examples/lt_alignment.py " + " ".join(sys.argv[1:] if argv is None else argv),
-                                 "dataset": args.dataset, "n_train": args.n_train, "n_batches": args.n_batches,
-                                 "rows": rows, "wall_s": wall, "environment": environment_info()})
-        print(f"wrote {args.output}")
+    write_output(args, argv, {"dataset": args.dataset, "n_train": args.n_train, "n_batches": args.n_batches,
+                              "rows": rows, "wall_s": wall})
     return 0
 
 

@@ -38,6 +38,7 @@ def test_script_measures_before_and_after_training_and_writes_json(tmp_path):
         printed = float(lines[[r["epoch"] for r in res["rows"]].index(row["epoch"])][3])
         assert abs(printed - row["batch_mean"]["control_free"]) <= 6e-4  # the table prints the JSON's numbers
     assert res["environment"]["dgnlib_commit"]
+    assert res["command"] == f"python3 examples/lt_alignment.py --epochs 1 --n-train 300 --n-batches 2 -o {out}"
 
 
 def test_script_argument_errors():
@@ -73,6 +74,8 @@ def test_checkpoint_mode_measures_every_layer_of_every_saved_seed(checkpoints, t
     proc = run("--checkpoint", str(a), "--checkpoint", str(b), "--n-train", "300", "--n-batches", "2", "-o", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     res = json.loads(out.read_text())
+    assert res["command"].endswith(f"--checkpoint {a} --checkpoint {b} --n-train 300 --n-batches 2 -o {out}")
+    assert res["environment"]["dgnlib_commit"] and res["n_batches"] == 2 and list(res)[-1] == "environment"
     rows = res["rows"]
     assert sorted((r["seed"], r["epoch"]) for r in rows) == [(s, e) for s in (0, 1, 2) for e in (0, 1)]
     for r in rows:
