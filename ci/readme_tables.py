@@ -61,7 +61,9 @@ def cost_text(run_dir: Path) -> str:
                                 f"{env.get('devices', '?')}, {env.get('cpu_count', '?')} CPU cores" + (
                                     f" ({env['cpu_affinity']} per run)" if env.get("cpu_affinity") not in
                                     (None, env.get("cpu_count")) else ""))
-    lines = ["configuration (data set, depth, rule, protocol)           units  seeds  wall time   CPU time  commit   machine"]
+    head = "configuration (data set, depth, rule, protocol)"
+    width = max([58] + [len(f"{ds} {arch} {rule}, {protocol}") for ds, arch, rule, protocol in configs])
+    lines = [f"{head:<{width}} units  seeds  wall time   CPU time  commit   machine"]
     untimed = False
     for (ds, arch, rule, protocol), c in configs.items():
         units = c["runs"].values()
@@ -72,7 +74,7 @@ def cost_text(run_dir: Path) -> str:
         commits = ",".join(sorted({u[3] for u in units}))
         machines = "; ".join(sorted({u[4] for u in units}))
         label = f"{ds} {arch} {rule}, {protocol}"
-        lines.append(f"{label:<58} {len(c['runs']):>5}  {c['seeds']:>5}  {wall / 60:>6.1f} min{' ' if timed else '*'} "
+        lines.append(f"{label:<{width}} {len(c['runs']):>5}  {c['seeds']:>5}  {wall / 60:>6.1f} min{' ' if timed else '*'} "
                      f"{cpu}  {commits:<7}  {machines}")
     if untimed:
         lines.append("* from the sweep's status of a unit that did not record its epochs' times (commits before "

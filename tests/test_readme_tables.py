@@ -64,6 +64,23 @@ def test_render_writes_the_aggregate_text_of_a_results_directory(tmp_path):
     assert cost[2].split()[4:6] == ["2", "1.5"] and cost[2].split()[7] == "-"
 
 
+def test_cost_columns_line_up_for_a_long_configuration_name(tmp_path):
+    long = "hard labels, averaged Jacobian, and a protocol name longer than the usual column"
+    for name, rule, protocol in (("a", "bp", "hard labels"), ("b", "linear_threshold", long)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "status.json").write_text(json.dumps({"status": "finished", "params": {"rules": rule},
+                                                     "wall_time_s": 60}))
+        (run / "result.json").write_text(json.dumps({"records": [
+            {"dataset": "fashion_mnist", "arch": "1x256", "rule": rule, "protocol": protocol, "seed": 0,
+             "metrics": {"test_accuracy": [0.9]}}]}))
+    lines = readme_tables.cost_text(tmp_path).splitlines()
+    assert len(lines) == 5 and lines[2].startswith("fashion_mnist 1x256 linear_threshold, " + long + " ")
+    # every row's unit count sits under the header's "units"
+    at = lines[0].index("units") + len("units") - 1
+    assert all(row[at] == "1" and row[at + 1] == " " for row in lines[1:3])
+
+
 def test_log_block_holds_the_summary_lines_of_the_full_run(tmp_path):
     (tmp_path / "expected_outputs").mkdir()
     (tmp_path / "expected_outputs" / "demo_full.txt").write_text(
