@@ -62,7 +62,8 @@ def cost_text(run_dir: Path) -> str:
                                     f" ({env['cpu_affinity']} per run)" if env.get("cpu_affinity") not in
                                     (None, env.get("cpu_count")) else ""))
     head = "configuration (data set, depth, rule, protocol)"
-    width = max([58] + [len(f"{ds} {arch} {rule}, {protocol}") for ds, arch, rule, protocol in configs])
+    labels = {key: "{} {} {}, {}".format(*key) for key in configs}
+    width = max([58] + [len(label) for label in labels.values()])
     lines = [f"{head:<{width}} units  seeds  wall time   CPU time  commit   machine"]
     untimed = False
     for (ds, arch, rule, protocol), c in configs.items():
@@ -73,8 +74,7 @@ def cost_text(run_dir: Path) -> str:
         cpu = f"{sum(u[1] for u in units) / 60:>6.1f} min" if timed else f"{'-':>10}"
         commits = ",".join(sorted({u[3] for u in units}))
         machines = "; ".join(sorted({u[4] for u in units}))
-        label = f"{ds} {arch} {rule}, {protocol}"
-        lines.append(f"{label:<{width}} {len(c['runs']):>5}  {c['seeds']:>5}  {wall / 60:>6.1f} min{' ' if timed else '*'} "
+        lines.append(f"{labels[ds, arch, rule, protocol]:<{width}} {len(c['runs']):>5}  {c['seeds']:>5}  {wall / 60:>6.1f} min{' ' if timed else '*'} "
                      f"{cpu}  {commits:<7}  {machines}")
     if untimed:
         lines.append("* from the sweep's status of a unit that did not record its epochs' times (commits before "
